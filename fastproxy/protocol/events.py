@@ -139,9 +139,15 @@ class DrainDeadline:
 
 @dataclass(frozen=True, slots=True)
 class TimerFired:
-    """A timer the Session started with ``StartTimer(name, ...)`` expired."""
+    """A timer the Session started with ``StartTimer(name, ...)`` expired.
+
+    ``client_audio_bytes`` is the relay's running total (as in ``UpstreamText``): audio deltas
+    forwarded by the fast path never reach the Session, so the sequencer timer learns from this
+    total that a response kept streaming (PROTOCOL.md §6.7, T18).
+    """
 
     name: str
+    client_audio_bytes: int = 0
 
 
 Event = (
