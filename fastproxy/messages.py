@@ -112,7 +112,7 @@ class DisallowedClientType(Exception):
 def decode_client_message(data: bytes) -> ClientMessage:
     """Decode one client text message or raise one of the two classified errors above."""
     try:
-        msg = _client_decoder.decode(data)
+        msg: ClientMessage = _client_decoder.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         if isinstance(exc, msgspec.ValidationError):
             raise _classify_client_failure(data, str(exc)) from None
@@ -238,7 +238,7 @@ class Error(Struct, tag="Error", tag_field="type"):
     code: str
 
 
-class Warning(Struct, tag="Warning", tag_field="type"):  # noqa: A001 - the protocol's name
+class Warning(Struct, tag="Warning", tag_field="type"):
     description: str
     code: str
 
@@ -480,7 +480,6 @@ _MAPPED_EVENTS: Final = (
 KNOWN_UPSTREAM_TYPES: Final = frozenset(
     [s.__struct_config__.tag for s in _MAPPED_EVENTS] + list(LOG_ONLY_EVENTS)
 )
-
 
 
 def _build_upstream_decoder() -> msgspec.json.Decoder[Any]:

@@ -34,7 +34,11 @@ class ClientMessages(Sequencer):
     # -- §7.5 ---------------------------------------------------------------------------------
 
     def t1_inject_user(self, content: str) -> None:
-        item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": content}]}
+        item = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": content}],
+        }
         item_id = self.create_item(item, "item")
         self.send_text("user", content)
         if self.enqueue(Reply((item_id,), self.s.now)):

@@ -37,7 +37,7 @@ class UpstreamErrors(ClientMessages):
             self.t16_conflict(event_id)
             return
         sent = s.sent_events.get(event_id) if isinstance(event_id, str) else None
-        if sent is not None:
+        if sent is not None and isinstance(event_id, str):
             self.on_own_event_error(sent.kind, sent.subject, event_id, client_error)
             return
         if code in EXPECTED_CLOSURES:
@@ -61,7 +61,6 @@ class UpstreamErrors(ClientMessages):
 
     def on_own_event_error(self, kind: str, subject: Any, event_id: str, error: m.Error) -> None:
         """§10.3: an error naming an event the proxy sent."""
-        s = self.s
         fields = {"error.code": error.code}
         if kind == "settings_update":
             self.log("error", f"Settings rejected by the upstream: {error.description}", **fields)
@@ -82,7 +81,9 @@ class UpstreamErrors(ClientMessages):
             if not self.t17a_create_rejected(subject, error):
                 self.send_client(error)
         else:
-            self.log("warning", f"upstream rejected the proxy's {kind}: {error.description}", **fields)
+            self.log(
+                "warning", f"upstream rejected the proxy's {kind}: {error.description}", **fields
+            )
 
     def reject_update(self, event_id: str, entry: Update) -> None:
         s = self.s

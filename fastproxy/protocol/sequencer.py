@@ -18,9 +18,9 @@ from typing import Any
 
 from fastproxy import messages as m
 from fastproxy.protocol.state import (
+    RECORDS_KEPT,
     SEQUENCER_TIMER,
     Emitter,
-    RECORDS_KEPT,
     PendingUpdate,
     ResponseRecord,
 )
@@ -168,7 +168,9 @@ class Sequencer(Emitter):
             self.run(head)
         self.update_timer()
 
-    def start_response(self, kind: str, t0: float, response_id: str | None = None) -> ResponseRecord:
+    def start_response(
+        self, kind: str, t0: float, response_id: str | None = None
+    ) -> ResponseRecord:
         s = self.s
         s.epoch += 1
         record = ResponseRecord(epoch=s.epoch, kind=kind, t0=t0, response_id=response_id)
@@ -270,10 +272,11 @@ class Sequencer(Emitter):
     def t10_item_event(self, item: Any) -> None:
         """T10 / §6.6: the first item event naming a proxy item id confirms it."""
         item_id = item.get("id") if isinstance(item, dict) else None
-        if isinstance(item_id, str) and item_id in self.s.sent_items:
-            if item_id not in self.s.confirmed:
-                self.s.confirmed.add(item_id)
-                self.pump()
+        if not isinstance(item_id, str):
+            return
+        if item_id in self.s.sent_items and item_id not in self.s.confirmed:
+            self.s.confirmed.add(item_id)
+            self.pump()
 
     def t11_t12_response_created(self, response_id: str) -> ResponseRecord | None:
         s = self.s
@@ -373,8 +376,8 @@ class Sequencer(Emitter):
             else:
                 self.t19_give_up()
             return
-        elif s.fifo and timer_for is s.fifo[0] and not self.ready(s.fifo[0]):
-            head = s.fifo[0]
+        head: Entry | None = s.fifo[0] if s.fifo else None
+        if head is not None and timer_for is head and not self.ready(head):
             head.forced = True
             self.send_warning("sequencer_timeout", "timed out waiting for " + self.awaited(head))
             self.violation("sequencer_timeout", self.awaited(head))

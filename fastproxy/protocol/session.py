@@ -23,7 +23,13 @@ from typing import Any
 
 from fastproxy import messages as m
 from fastproxy.protocol import events as ev
-from fastproxy.protocol.actions import Action, CloseClient, CloseUpstream, ConfigureRelay, SendAudioUpstream
+from fastproxy.protocol.actions import (
+    Action,
+    CloseClient,
+    CloseUpstream,
+    ConfigureRelay,
+    SendAudioUpstream,
+)
 from fastproxy.protocol.options import SessionOptions
 from fastproxy.protocol.sequencer import Scripted
 from fastproxy.protocol.settings_map import UnsupportedAudioFormat, map_settings
@@ -85,7 +91,7 @@ class Session(UpstreamEvents):
             self.internal_error(exc)
         return s.out
 
-    def dispatch(self, event: ev.Event) -> None:  # noqa: C901 - one branch per event type
+    def dispatch(self, event: ev.Event) -> None:
         s = self.s
         if isinstance(event, ev.UpstreamText):
             s.client_audio_bytes = event.client_audio_bytes
@@ -110,7 +116,9 @@ class Session(UpstreamEvents):
             self.on_upstream_closed(event.code, self.redact(event.reason))
         elif isinstance(event, ev.ClientClosed):
             s.client_closed = True
-            self.log("info", f"client closed ({event.code})", **{"client.close_code": str(event.code)})
+            self.log(
+                "info", f"client closed ({event.code})", **{"client.close_code": str(event.code)}
+            )
             self.close(None, "", 1000)
         elif isinstance(event, ev.ClientMessageTooLarge):
             self.violation("message_too_large", f"{event.size} bytes")
@@ -124,7 +132,9 @@ class Session(UpstreamEvents):
             self.violation("client_send_buffer_overflow", "client is not reading")
             self.close(1008, "send_buffer_overflow", 1000)
         elif isinstance(event, ev.UpstreamSendBufferOverflow):
-            self.send_error("upstream_closed", "upstream is not reading: send buffer over its limit")
+            self.send_error(
+                "upstream_closed", "upstream is not reading: send buffer over its limit"
+            )
             self.close(1011, "upstream_closed", 1011)
         elif isinstance(event, ev.DrainDeadline):
             self.close(1001, "going_away", 1001)
@@ -164,7 +174,10 @@ class Session(UpstreamEvents):
     def hold(self, entry: tuple[str, Any, int]) -> None:
         s = self.s
         size = entry[2]
-        if len(s.held) >= s.options.queue_max_messages or s.held_bytes + size > s.options.queue_max_bytes:
+        if (
+            len(s.held) >= s.options.queue_max_messages
+            or s.held_bytes + size > s.options.queue_max_bytes
+        ):
             self.overflow("held queue is full")
             return
         s.held.append(entry)
@@ -196,7 +209,9 @@ class Session(UpstreamEvents):
             self.close(1008, "unsupported_audio_format", 1000)
             return
         if mapped.notes:
-            self.send_warning("settings_field_ignored", "Ignored Settings fields: " + "; ".join(mapped.notes))
+            self.send_warning(
+                "settings_field_ignored", "Ignored Settings fields: " + "; ".join(mapped.notes)
+            )
         s.context_items = mapped.context_items
         s.greeting = mapped.greeting
         s.history = mapped.history

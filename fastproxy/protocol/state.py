@@ -37,6 +37,7 @@ READY_TIMER = "ready"
 SEQUENCER_TIMER = "sequencer"
 COMMIT_TIMER = "commit"
 
+PCM24 = AudioFormat("linear16", 24000)
 SENT_EVENTS_KEPT = 4096  # event ids remembered for error correlation (§10.3)
 RECORDS_KEPT = 256  # response records remembered for late events (§8.3)
 
@@ -122,8 +123,8 @@ class SessionState:
     history: bool = True
     instructions: str = ""
     output_audio: dict[str, Any] = field(default_factory=dict)
-    input_format: AudioFormat = AudioFormat("linear16", 24000)
-    output_format: AudioFormat = AudioFormat("linear16", 24000)
+    input_format: AudioFormat = PCM24
+    output_format: AudioFormat = PCM24
 
     # Sequencer (§6.2)
     open_responses: dict[str, int] = field(default_factory=dict)  # response id -> epoch
@@ -180,7 +181,9 @@ class Emitter:
         if self.s.client_closed:
             return
         type_name = msg.__struct_config__.tag
-        self.s.out.append(SendClient(m.encode(msg), type_name if isinstance(type_name, str) else ""))
+        self.s.out.append(
+            SendClient(m.encode(msg), type_name if isinstance(type_name, str) else "")
+        )
 
     def send_text(self, role: str, content: str) -> None:
         """``ConversationText`` followed by its ``History`` (§5.3 H1)."""

@@ -60,7 +60,7 @@ class UpstreamEvents(UpstreamErrors):
             return
         self.dispatch_upstream(event)
 
-    def dispatch_upstream(self, ev: Any) -> None:  # noqa: C901 - one branch per table row
+    def dispatch_upstream(self, ev: Any) -> None:
         s = self.s
         if isinstance(ev, m.AudioDelta):
             self.on_audio_delta(ev)
@@ -173,7 +173,9 @@ class UpstreamEvents(UpstreamErrors):
 
     def t15_function_call(self, ev: m.FunctionCallArgumentsDone) -> None:
         call_id, name = ev.call_id, ev.name
-        if not (isinstance(call_id, str) and call_id.strip() and isinstance(name, str) and name.strip()):
+        if not (
+            isinstance(call_id, str) and call_id.strip() and isinstance(name, str) and name.strip()
+        ):
             self.t18_response_event()
             self.violation("malformed_upstream_event", "function call without call_id or name")
             return
