@@ -365,11 +365,9 @@ def _think_fields(raw_think: Any, notes: _Notes) -> dict[str, Any]:
 
 def _speak_voice(raw_speak: Any, notes: _Notes) -> str | None:
     speak, path = _first_struct(raw_speak, s.Speak, "agent.speak", notes)
-    provider = (
-        None
-        if speak is None
-        else _struct(speak.provider, s.SpeakProvider, f"{path}.provider", notes)
-    )
+    if speak is None:
+        return None
+    provider = _struct(speak.provider, s.SpeakProvider, f"{path}.provider", notes)
     if provider is None or provider.voice is UNSET:
         return None
     voice = _nonblank(provider.voice)
@@ -514,21 +512,22 @@ def _call_items(raw: Any, path: str, notes: _Notes) -> list[dict[str, Any]]:
     ]
 
 
+def _calls_items(calls: Any, path: str, notes: _Notes) -> list[dict[str, Any]]:
+    if not isinstance(calls, list):
+        _note(notes, path, "expected an array")
+        return []
+    return [
+        item for i, call in enumerate(calls) for item in _call_items(call, f"{path}[{i}]", notes)
+    ]
+
+
 def _entry_items(raw: Any, path: str, notes: _Notes) -> list[dict[str, Any]]:
     """One ``context.messages`` entry → its items; an entry with ``content`` is a message."""
     entry = _struct(raw, s.HistoryEntry, path, notes)
     if entry is None:
         return []
     if entry.content is UNSET and entry.function_calls is not UNSET:
-        if not isinstance(entry.function_calls, list):
-            _note(notes, f"{path}.function_calls", "expected an array")
-            return []
-        calls = entry.function_calls
-        return [
-            item
-            for i, c in enumerate(calls)
-            for item in _call_items(c, f"{path}.function_calls[{i}]", notes)
-        ]
+        return _calls_items(entry.function_calls, f"{path}.function_calls", notes)
     if not isinstance(entry.content, str):
         _note(notes, f"{path}.content", "expected a string")
         return []
