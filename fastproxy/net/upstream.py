@@ -1,0 +1,63 @@
+"""Opening the upstream leg: one ``ws_connect`` to the OpenAI Realtime URL (PROTOCOL.md §3.2).
+
+TLS for ``wss://`` (the system trust store), ``Authorization: Bearer <key>`` and no
+``OpenAI-Beta`` header (U1), one overall connect timeout covering TCP, TLS and the HTTP upgrade
+(U2), and an explicit maximum message size (W7). Failures become ``UpstreamConnectError`` with a
+reason that names the HTTP status or the failure and never contains the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import TYPE_CHECKING
+
+from picows import WSHandshakeError, WSTransport, ws_connect
+
+if TYPE_CHECKING:
+    from fastproxy.config import Config
+    from fastproxy.net.relay import Relay
+
+UPSTREAM_READ_BUFFER = 64 * 1024  # deltas are ~4-30 KiB of base64; grows if needed
+
+
+class UpstreamConnectError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
+async def connect(config: Config, relay: Relay, ssl_context: ssl.SSLContext | None) -> WSTransport:
+    """Connect the relay's upstream listener; its ``on_ws_connected`` reports the open."""
+    timeout_s = config.upstream_connect_timeout_ms / 1000.0
+    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+    secure = config.upstream_url.startswith("wss://")
+    try:
+        async with asyncio.timeout(timeout_s):
+            transport, _ = await ws_connect(
+                lambda: relay.upstream_listener,
+                config.upstream_url,
+                ssl_context=(ssl_context or default_ssl_context()) if secure else None,
+                extra_headers=headers,
+                websocket_handshake_timeout=timeout_s,
+                max_frame_size=config.max_upstream_message_bytes,
+                read_buffer_init_size=UPSTREAM_READ_BUFFER,
+                logger_name="upstream",
+                max_redirects=0,
+            )
+    except TimeoutError:
+        raise UpstreamConnectError(f"timeout after {config.upstream_connect_timeout_ms} ms") from None
+    except WSHandshakeError as exc:
+        status = getattr(exc.response, "status", None)
+        if status is not None:
+            raise UpstreamConnectError(f"HTTP {int(status)} {status.phrase}") from None
+        raise UpstreamConnectError(f"handshake failed: {type(exc).__name__}") from None
+    except ssl.SSLError as exc:
+        raise UpstreamConnectError(f"TLS failed: {exc.reason or type(exc).__name__}") from None
+    except OSError as exc:
+        raise UpstreamConnectError(f"connection failed: {exc.strerror or type(exc).__name__}") from None
+    return transport
