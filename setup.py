@@ -25,6 +25,14 @@ if os.environ.get("FASTPROXY_NO_EXTENSIONS") != "1":
             define_macros=macros,
             extra_compile_args=cflags,
         ),
+        # The relay cimports picows (pinned exactly in pyproject.toml: it depends on picows'
+        # struct and vtable layout) and includes the same kernel .pxi files.
+        Extension(
+            "fastproxy.net._relay_c",
+            ["ext/_relay_c.pyx"],
+            define_macros=macros,
+            extra_compile_args=cflags,
+        ),
     ]
     ext_modules = cythonize(
         extensions,
