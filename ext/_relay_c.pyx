@@ -131,7 +131,7 @@ cdef class Relay:
                 self.owner.client_text(frame.get_payload_as_bytes())
             return
         if msg_type == WSMsgType.CLOSE:
-            self.owner.client_close_frame(frame.get_close_code(), frame.get_close_reason() or "")
+            self.owner.client_close_frame(<int>frame.get_close_code(), frame.get_close_reason() or "")
             return
         if (msg_type != WSMsgType.TEXT and msg_type != WSMsgType.BINARY
                 and msg_type != WSMsgType.CONTINUATION):
@@ -193,7 +193,7 @@ cdef class Relay:
             self.owner.upstream_binary(frame.payload_size)
             return
         if msg_type == WSMsgType.CLOSE:
-            self.owner.upstream_close_frame(frame.get_close_code(), frame.get_close_reason() or "")
+            self.owner.upstream_close_frame(<int>frame.get_close_code(), frame.get_close_reason() or "")
             return
         if (msg_type != WSMsgType.TEXT and msg_type != WSMsgType.BINARY
                 and msg_type != WSMsgType.CONTINUATION):

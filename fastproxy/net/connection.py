@@ -27,9 +27,16 @@ from fastproxy.protocol.stats import SessionStats
 
 if TYPE_CHECKING:
     from fastproxy.config import Config
+    from fastproxy.metrics import Metrics, RelayCounters
 
 log = logging.getLogger("fastproxy.connection")
 CLOSE_HANDSHAKE_TIMEOUT = 2.0  # §3.6
+CLOSE_OUTCOMES = {  # the client close reason the Session chose -> session outcome
+    "normal": "ok",
+    "going_away": "ok",
+    "upstream_unavailable": "upstream_failed",
+    "upstream_closed": "upstream_failed",
+}
 
 
 class Connection:
@@ -44,6 +51,7 @@ class Connection:
         stats: SessionStats,
         on_finished: Callable[[Connection], None],
         ssl_context: ssl.SSLContext | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.connection_id = connection_id
@@ -70,10 +78,18 @@ class Connection:
         self.on_finished = on_finished
         self.ssl_context = ssl_context
         self.started_at = self.loop.time()
+        self.outcome: str | None = None  # fastproxy_sessions_total{outcome}
+        self.metrics = metrics
+        self.counters: RelayCounters | None = None
+        if metrics is not None:
+            from fastproxy.metrics import RelayCounters
+
+            self.counters = RelayCounters(metrics)
+            metrics.sessions_active.inc()
         self.log_extra = {"connection_id": connection_id, "trace_id": trace_id}
         self._debug = log.isEnabledFor(logging.DEBUG)
 
-    # -- feeding the Session ------------------------------------------------------------------------
+    # -- feeding the Session ----
 
     def now_ms(self) -> float:
         return self.loop.time() * 1000.0
@@ -81,7 +97,7 @@ class Connection:
     def feed(self, event: ev.Event) -> None:
         self.execute(self.session.handle(event, self.now_ms()))
 
-    def execute(self, actions: list[act.Action]) -> None:  # noqa: C901 - one branch per action
+    def execute(self, actions: list[act.Action]) -> None:
         relay = self.relay
         for a in actions:
             if isinstance(a, act.SendClient):
@@ -111,6 +127,8 @@ class Connection:
                 if handle is not None:
                     handle.cancel()
             elif isinstance(a, act.CloseClient):
+                if self.outcome is None:
+                    self.outcome = CLOSE_OUTCOMES.get(a.reason, "error")
                 self.close_client(a.code, a.reason)
             elif isinstance(a, act.CloseUpstream):
                 self.close_upstream(a.code, a.reason)
@@ -141,7 +159,7 @@ class Connection:
         self.timers.pop(name, None)
         self.feed(ev.TimerFired(name, self.relay.client_audio_bytes))
 
-    # -- logging ----------------------------------------------------------------------------------
+    # -- logging ----
 
     def debug(self, direction: str, message_type: str) -> None:
         extra = {**self.log_extra, "direction": direction, "message_type": message_type}
@@ -155,7 +173,7 @@ class Connection:
         extra.update(a.fields)
         log.log(level, a.message, extra=extra)
 
-    # -- client leg (RelayOwner) --------------------------------------------------------------------
+    # -- client leg (RelayOwner) ----
 
     def client_connected(self, transport: WSTransport) -> None:
         self.client = transport
@@ -177,6 +195,8 @@ class Connection:
         self.feed(ev.AudioAppended(nbytes))
 
     def client_close_frame(self, code: int, reason: str) -> None:
+        if self.outcome is None:
+            self.outcome = "client_closed"
         client = self.client
         if client is not None:
             if not self.client_closing:
@@ -187,16 +207,18 @@ class Connection:
 
     def client_disconnected(self) -> None:
         self.client_gone = True
+        if self.outcome is None:
+            self.outcome = "client_closed"
         client = self.client
         code = 1006
         if client is not None and client.close_handshake is not None:
             recv = client.close_handshake.recv
             sent = client.close_handshake.sent
-            if sent is not None and sent.code == 1009 and not self.client_closing:
+            if sent is not None and sent.code.value == 1009 and not self.client_closing:
                 # picows cut a frame far over the limit at its header (W7)
                 self.feed(ev.ClientMessageTooLarge(self.config.max_client_message_bytes + 1))
             if recv is not None:
-                code = recv.code
+                code = recv.code.value
         self.feed(ev.ClientClosed(code))
         self.maybe_finish()
 
@@ -208,11 +230,14 @@ class Connection:
         client.send_close(WSCloseCode(code), reason.encode())
         self.loop.call_later(CLOSE_HANDSHAKE_TIMEOUT, client.disconnect)
 
-    # -- upstream leg ---------------------------------------------------------------------------------
+    # -- upstream leg ----
 
     async def connect_upstream(self) -> None:
+        started = self.loop.time()
         try:
             await upstream_connect.connect(self.config, self.relay, self.ssl_context)
+            if self.metrics is not None:
+                self.metrics.upstream_connect.observe(self.loop.time() - started)
         except upstream_connect.UpstreamConnectError as exc:
             self.upstream_gone = True
             if not self.abandon_upstream:
@@ -259,10 +284,10 @@ class Connection:
         if upstream is not None and upstream.close_handshake is not None:
             recv = upstream.close_handshake.recv
             sent = upstream.close_handshake.sent
-            if sent is not None and sent.code == 1009 and not self.upstream_closing:
+            if sent is not None and sent.code.value == 1009 and not self.upstream_closing:
                 self.feed(ev.UpstreamMessageTooLarge(self.config.max_upstream_message_bytes + 1))
             if recv is not None:
-                code, reason = recv.code, recv.reason
+                code, reason = recv.code.value, recv.reason
         self.feed(ev.UpstreamClosed(code, reason))
         self.maybe_finish()
 
@@ -279,7 +304,7 @@ class Connection:
         upstream.send_close(WSCloseCode(code), reason.encode())
         self.loop.call_later(CLOSE_HANDSHAKE_TIMEOUT, upstream.disconnect)
 
-    # -- both legs -----------------------------------------------------------------------------------
+    # -- both legs ----
 
     def send_buffer_overflow(self, leg: str) -> None:
         if leg == "client":
@@ -301,4 +326,14 @@ class Connection:
         for handle in self.timers.values():
             handle.cancel()
         self.timers.clear()
+        if self.metrics is not None:
+            self.flush_counters()
+            self.metrics.sessions_active.dec()
+            self.metrics.sessions.labels(self.outcome or "ok").inc()
+            self.metrics.session_duration.observe(self.loop.time() - self.started_at)
         self.on_finished(self)
+
+    def flush_counters(self) -> None:
+        """Copy the relay's C counters into Prometheus (on a timer and at the end)."""
+        if self.counters is not None:
+            self.counters.flush(self.relay)

@@ -33,7 +33,7 @@ async def maybe_start_mock_upstream(config: Config) -> RunningMock | None:
         return None
     from fastproxy.testing.mock_upstream import MockUpstream
 
-    mock = await MockUpstream("127.0.0.1", 0).start()
+    mock = await MockUpstream(host="127.0.0.1", port=0).start()
     log.warning(
         "!!! NO OPENAI API KEY: fastproxy is talking to its BUILT-IN MOCK upstream at %s. "
         "Set OPENAI_API_KEY (or --api-key-file) to use the real OpenAI Realtime API. !!!",

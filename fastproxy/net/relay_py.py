@@ -60,7 +60,7 @@ def make_converter(encoding: str, rate: int, to_upstream: bool) -> Any:
 class _Reassembly:
     """W6: collects the frames of one fragmented message; enforces the size limit (W7)."""
 
-    __slots__ = ("buffer", "msg_type", "limit", "too_large")
+    __slots__ = ("buffer", "limit", "msg_type", "too_large")
 
     def __init__(self, limit: int) -> None:
         self.buffer = bytearray()
@@ -137,7 +137,9 @@ class Relay:
     def configure_formats(self, in_enc: str, in_rate: int, out_enc: str, out_rate: int) -> None:
         self.in_conv = make_converter(in_enc, in_rate, True)
         self.out_conv = (
-            make_converter(out_enc, out_rate, False) if (out_enc, out_rate) != ("linear16", 24000) else None
+            make_converter(out_enc, out_rate, False)
+            if (out_enc, out_rate) != ("linear16", 24000)
+            else None
         )
 
     def arm(self, response_id: str | None, item_id: str | None) -> None:
@@ -172,7 +174,8 @@ class Relay:
                 self.owner.client_text(frame.get_payload_as_bytes())
             return
         if msg_type == CLOSE:
-            self.owner.client_close_frame(frame.get_close_code(), frame.get_close_reason() or "")
+            code = frame.get_close_code().value
+            self.owner.client_close_frame(code, frame.get_close_reason() or "")
             return
         if msg_type not in (TEXT, BINARY, CONTINUATION):
             return  # PING/PONG: picows answers pings itself
@@ -215,7 +218,8 @@ class Relay:
             self.owner.upstream_binary(frame.payload_size)
             return
         if msg_type == CLOSE:
-            self.owner.upstream_close_frame(frame.get_close_code(), frame.get_close_reason() or "")
+            code = frame.get_close_code().value
+            self.owner.upstream_close_frame(code, frame.get_close_reason() or "")
             return
         if msg_type not in (TEXT, BINARY, CONTINUATION):
             return

@@ -17,7 +17,6 @@ import logging
 import signal
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -29,7 +28,7 @@ from picows import (
     WSUpgradeResponse,
     WSUpgradeResponseWithListener,
 )
-from picows.picows import WSProtocol
+from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
 from fastproxy.logs import trace_id_from_query
 from fastproxy.net.connection import Connection
@@ -37,13 +36,19 @@ from fastproxy.protocol.stats import SessionStats
 
 if TYPE_CHECKING:
     from fastproxy.config import Config
+    from fastproxy.metrics import Metrics
 
 log = logging.getLogger("fastproxy.server")
 CLIENT_READ_BUFFER = 4 * 1024  # control messages and 20 ms frames are small; grows if needed
 HANDSHAKE_TIMEOUT_S = 10.0
 
-StatsFactory = Callable[[], SessionStats]
-MetricsRenderer = Callable[[], tuple[bytes, str]]
+COUNTER_FLUSH_S = 5.0  # relay C counters -> Prometheus
+REFUSAL_OUTCOMES = {
+    401: "refused_auth",
+    403: "refused_auth",
+    429: "refused_limit",
+    503: "refused_limit",
+}
 
 
 class _PeerAwareProtocol(WSProtocol):  # type: ignore[misc]
@@ -69,15 +74,10 @@ def _text_response(status: int, body: str, headers: dict[str, str] | None = None
 class ProxyServer:
     """Accepts client WebSockets and owns the set of live connections."""
 
-    def __init__(
-        self,
-        config: Config,
-        stats_factory: StatsFactory = SessionStats,
-        metrics: MetricsRenderer | None = None,
-    ) -> None:
+    def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
         self.config = config
-        self.stats_factory = stats_factory
         self.metrics = metrics
+        self._flush_task: asyncio.Task[None] | None = None
         self.connections: set[Connection] = set()
         self.per_address: Counter[str] = Counter()
         self.draining = False
@@ -102,6 +102,14 @@ class ProxyServer:
             port=port if port is not None else self.config.port,
             **kwargs,
         )
+        if self.metrics is not None:
+            self._flush_task = loop.create_task(self._flush_counters())
+
+    async def _flush_counters(self) -> None:
+        while True:
+            await asyncio.sleep(COUNTER_FLUSH_S)
+            for connection in list(self.connections):
+                connection.flush_counters()
 
     @property
     def port(self) -> int:
@@ -141,6 +149,9 @@ class ProxyServer:
         return protocol
 
     async def close(self) -> None:
+        if self._flush_task is not None:
+            self._flush_task.cancel()
+            self._flush_task = None
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
@@ -152,6 +163,14 @@ class ProxyServer:
         return not self.draining and len(self.connections) < self.config.max_sessions
 
     def route(self, request: WSUpgradeRequest, peer: str) -> Any:
+        response = self.admit(request, peer)
+        if self.metrics is not None and isinstance(response, WSUpgradeResponseWithListener):
+            outcome = REFUSAL_OUTCOMES.get(int(response.response.status))
+            if outcome is not None:
+                self.metrics.sessions.labels(outcome).inc()
+        return response
+
+    def admit(self, request: WSUpgradeRequest, peer: str) -> Any:
         raw_path = request.path.decode("latin-1")
         parts = urlsplit(raw_path)
         path = parts.path
@@ -181,10 +200,14 @@ class ProxyServer:
             if path == "/livez":
                 return _text_response(200, "ok")
             if path == "/readyz":
-                return _text_response(200, "ready") if self.ready else _text_response(503, "not_ready")
+                return (
+                    _text_response(200, "ready") if self.ready else _text_response(503, "not_ready")
+                )
             if path == "/metrics" and self.metrics is not None:
-                body, content_type = self.metrics()
-                response = WSUpgradeResponse.create_ok_response(body, {"Content-Type": content_type})
+                body, content_type = self.metrics.render()
+                response = WSUpgradeResponse.create_ok_response(
+                    body, {"Content-Type": content_type}
+                )
                 return WSUpgradeResponseWithListener(response, None)
         return _text_response(404, "not_found")
 
@@ -209,8 +232,9 @@ class ProxyServer:
             connection_id,
             trace_id_from_query(query, connection_id),
             peer,
-            self.stats_factory(),
+            self.metrics.stats() if self.metrics is not None else SessionStats(),
             self.connection_finished,
+            metrics=self.metrics,
         )
         self.connections.add(connection)
         self.per_address[peer] += 1
@@ -249,12 +273,14 @@ class ProxyServer:
 
 async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
     """Run the proxy until SIGTERM (graceful drain) or SIGINT (immediate)."""
+    from fastproxy import audio
+    from fastproxy.metrics import Metrics
     from fastproxy.net.mock_runtime import maybe_start_mock_upstream
 
     mock = await maybe_start_mock_upstream(config)
     if mock is not None:
         config = mock.config
-    server = ProxyServer(config)
+    server = ProxyServer(config, Metrics(implementation=audio.IMPLEMENTATION))
     await server.start()
     log.info(
         "fastproxy listening on %s:%d (paths %s)",

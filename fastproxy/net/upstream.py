@@ -50,7 +50,9 @@ async def connect(config: Config, relay: Relay, ssl_context: ssl.SSLContext | No
                 max_redirects=0,
             )
     except TimeoutError:
-        raise UpstreamConnectError(f"timeout after {config.upstream_connect_timeout_ms} ms") from None
+        raise UpstreamConnectError(
+            f"timeout after {config.upstream_connect_timeout_ms} ms"
+        ) from None
     except WSHandshakeError as exc:
         status = getattr(exc.response, "status", None)
         if status is not None:
@@ -59,5 +61,7 @@ async def connect(config: Config, relay: Relay, ssl_context: ssl.SSLContext | No
     except ssl.SSLError as exc:
         raise UpstreamConnectError(f"TLS failed: {exc.reason or type(exc).__name__}") from None
     except OSError as exc:
-        raise UpstreamConnectError(f"connection failed: {exc.strerror or type(exc).__name__}") from None
+        raise UpstreamConnectError(
+            f"connection failed: {exc.strerror or type(exc).__name__}"
+        ) from None
     return transport
