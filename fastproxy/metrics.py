@@ -20,6 +20,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     Info,
+    disable_created_metrics,
     generate_latest,
 )
 
@@ -91,6 +92,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY, implementation: str = "c") -> None:
         self.registry = registry
         r = registry
+        disable_created_metrics()  # *_created series double the exposition for no use here
         self.sessions_active = Gauge(
             "fastproxy_sessions_active",
             "Client sessions (pairs) currently open.",
