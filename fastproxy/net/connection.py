@@ -16,6 +16,7 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from picows import WSCloseCode, WSMsgType, WSTransport
 
 from fastproxy.net import upstream as upstream_connect
@@ -30,6 +31,23 @@ if TYPE_CHECKING:
     from fastproxy.metrics import Metrics, RelayCounters
 
 log = logging.getLogger("fastproxy.connection")
+
+
+class _TypeOnly(msgspec.Struct):
+    type: str = "?"
+
+
+_type_decoder = msgspec.json.Decoder(_TypeOnly)
+
+
+def message_type(data: bytes) -> str:
+    """The JSON ``type`` of a message, for debug logs only (never its content, §12.2)."""
+    try:
+        return _type_decoder.decode(data).type
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return "(invalid)"
+
+
 CLOSE_HANDSHAKE_TIMEOUT = 2.0  # §3.6
 CLOSE_OUTCOMES = {  # the client close reason the Session chose -> session outcome
     "normal": "ok",
@@ -182,7 +200,7 @@ class Connection:
 
     def client_text(self, data: bytes) -> None:
         if self._debug:
-            self.debug("client_in", "text")
+            self.debug("client_in", message_type(data))
         self.feed(ev.ClientText(data))
 
     def client_audio(self, data: bytes) -> None:
@@ -259,7 +277,7 @@ class Connection:
 
     def upstream_text(self, data: bytes, client_audio_bytes: int) -> None:
         if self._debug:
-            self.debug("upstream_in", "text")
+            self.debug("upstream_in", message_type(data))
         self.feed(ev.UpstreamText(data, client_audio_bytes))
 
     def upstream_binary(self, size: int) -> None:
