@@ -319,7 +319,10 @@ class Session(UpstreamEvents):
             self.send_error("upstream_unavailable", f"upstream closed before ready ({detail})")
             self.close(1011, "upstream_unavailable", None)
             return
-        self.flush_held_closure()
+        if s.held_closure is not None:  # §10.2: held until the slot frees or the upstream closes
+            self.send_client(s.held_closure)
+            s.held_closure = None
+            s.expected_closure_sent = True
         if code == 1000 or s.expected_closure_sent:
             self.log("info", f"upstream closed ({detail})", **fields)
             self.close(1000, "normal", None)
