@@ -20,7 +20,7 @@ EXPECTED_CLOSURES = frozenset({"session_expired", "session_max_duration", "idle_
 
 class UpstreamErrors(ClientMessages):
     def close(self, client_code: int | None, client_reason: str, upstream_code: int | None) -> None:
-        raise NotImplementedError  # provided by the lifecycle part
+        raise NotImplementedError  # pragma: no cover - provided by the lifecycle part
 
     def on_upstream_error(self, error: Any) -> None:
         s = self.s

@@ -33,7 +33,7 @@ def _is_number(value: Any) -> bool:
 
 class UpstreamEvents(UpstreamErrors):
     def on_session_updated(self) -> None:
-        raise NotImplementedError  # provided by the lifecycle part (§3.5)
+        raise NotImplementedError  # pragma: no cover - provided by the lifecycle part (§3.5)
 
     # -- dispatch (§8.2) ----------------------------------------------------------------------
 
