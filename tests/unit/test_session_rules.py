@@ -21,10 +21,16 @@ def ready_session(**options: Any) -> Session:
     s = Session(SessionOptions(**options), connection_id="c1")
     s.start(0)
     s.handle(E.UpstreamOpened(), 0)
-    s.handle(E.ClientText(b'{"type":"Settings","agent":{"speak":{"provider":{"voice":"alloy"}}}}'), 1)
+    s.handle(
+        E.ClientText(b'{"type":"Settings","agent":{"speak":{"provider":{"voice":"alloy"}}}}'), 1
+    )
     s.handle(E.UpstreamText(b'{"type":"session.updated"}'), 2)
     assert s.phase == "READY"
     return s
+
+
+def error_naming(event_id: str, code: str) -> str:
+    return f'{{"type":"error","error":{{"code":"{code}","message":"no","event_id":"{event_id}"}}}}'
 
 
 def upstream_types(actions: list[A.Action]) -> list[str]:
@@ -93,12 +99,14 @@ def test_rejected_context_item_is_a_warning_and_ready_continues() -> None:
     s = Session(SessionOptions(), connection_id="c")
     s.start(0)
     s.handle(E.UpstreamOpened(), 0)
-    settings = b'{"type":"Settings","agent":{"context":{"messages":[{"role":"user","content":"Hi"}]}}}'
+    settings = (
+        b'{"type":"Settings","agent":{"context":{"messages":[{"role":"user","content":"Hi"}]}}}'
+    )
     s.handle(E.ClientText(settings), 1)
     actions = s.handle(E.UpstreamText(b'{"type":"session.updated"}'), 2)
     create = next(a for a in actions if isinstance(a, A.SendUpstream))
     event_id = create.data.split(b'"event_id":"')[1].split(b'"')[0].decode()
-    error = f'{{"type":"error","error":{{"code":"invalid_value","message":"no","event_id":"{event_id}"}}}}'
+    error = error_naming(event_id, "invalid_value")
     actions = s.handle(E.UpstreamText(error.encode()), 3)
     assert client_types(actions) == ["Warning"]
     assert s.phase == "READY"
@@ -124,7 +132,7 @@ def test_rejected_voice_update_restores_the_previous_voice() -> None:
     update = next(a for a in actions if isinstance(a, A.SendUpstream))
     event_id = update.data.split(b'"event_id":"')[1].split(b'"')[0].decode()
     assert b'"voice":"marin"' in update.data
-    error = f'{{"type":"error","error":{{"code":"cannot_update_voice","message":"no","event_id":"{event_id}"}}}}'
+    error = error_naming(event_id, "cannot_update_voice")
     actions = s.handle(E.UpstreamText(error.encode()), 4)
     assert client_types(actions) == ["Warning"]
     assert s.s.output_audio["voice"] == "alloy"
@@ -133,7 +141,8 @@ def test_rejected_voice_update_restores_the_previous_voice() -> None:
 def test_input_transcription_accumulators_are_bounded() -> None:
     s = ready_session()
     for i in range(100):
-        event = f'{{"type":"conversation.item.input_audio_transcription.delta","item_id":"i{i}","delta":"x"}}'
+        kind = "conversation.item.input_audio_transcription.delta"
+        event = f'{{"type":"{kind}","item_id":"i{i}","delta":"x"}}'
         s.handle(E.UpstreamText(event.encode()), 3 + i)
     assert len(s.s.transcripts) <= 64
 
@@ -185,8 +194,12 @@ def test_tool_reply_timeout_names_the_missing_function_result() -> None:
 def test_response_records_are_bounded() -> None:
     s = ready_session()
     for i in range(300):
-        s.handle(E.UpstreamText(f'{{"type":"response.created","response":{{"id":"r{i}"}}}}'.encode()), i)
-        s.handle(E.UpstreamText(f'{{"type":"response.done","response":{{"id":"r{i}"}}}}'.encode()), i)
+        s.handle(
+            E.UpstreamText(f'{{"type":"response.created","response":{{"id":"r{i}"}}}}'.encode()), i
+        )
+        s.handle(
+            E.UpstreamText(f'{{"type":"response.done","response":{{"id":"r{i}"}}}}'.encode()), i
+        )
     assert len(s.s.records) <= 256
     assert s.stats.turns_completed["incomplete"] == 300  # no status given
 
@@ -215,7 +228,10 @@ def test_manual_debounce_queues_one_audio_turn_only() -> None:
 
     assert sum(isinstance(e, AudioTurn) for e in h.session.s.fifo) == 1
     h.upstream(H.response_done("resp_1"))
-    assert [m["type"] for m in h.sent_upstream[-2:]] == ["input_audio_buffer.commit", "response.create"]
+    assert [m["type"] for m in h.sent_upstream[-2:]] == [
+        "input_audio_buffer.commit",
+        "response.create",
+    ]
 
 
 def test_recent_response_events_postpone_the_safety_timeout() -> None:
