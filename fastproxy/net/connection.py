@@ -187,7 +187,8 @@ class Connection:
         level = logging.getLevelName(a.level.upper())
         if not isinstance(level, int) or not log.isEnabledFor(level):
             return
-        extra: dict[str, Any] = {**self.log_extra, "direction": "internal"}
+        # §12.2: every record of a connection carries direction and message_type
+        extra: dict[str, Any] = {**self.log_extra, "direction": "internal", "message_type": None}
         extra.update(a.fields)
         log.log(level, a.message, extra=extra)
 

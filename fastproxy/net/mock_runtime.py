@@ -34,9 +34,6 @@ async def maybe_start_mock_upstream(config: Config) -> RunningMock | None:
     from fastproxy.testing.mock_upstream import MockUpstream
 
     mock = await MockUpstream(host="127.0.0.1", port=0).start()
-    log.warning(
-        "!!! NO OPENAI API KEY: fastproxy is talking to its BUILT-IN MOCK upstream at %s. "
-        "Set OPENAI_API_KEY (or --api-key-file) to use the real OpenAI Realtime API. !!!",
-        mock.url,
-    )
+    # The CLI has already logged the loud "no API key: built-in mock" warning.
+    log.info("built-in mock upstream listening on %s", mock.url)
     return RunningMock(mock, dataclasses.replace(config, upstream_url=mock.url))

@@ -108,6 +108,10 @@ __all__ = [
 T = TypeVar("T")
 H = TypeVar("H", bound=EventHook)
 log = logging.getLogger("fastproxy.testing.mock_upstream")
+# picows logs every accept and disconnect at info on the logger it is given: keep the mock's
+# per-connection records out of a proxy's info log (they stay available at debug).
+_picows_log = logging.getLogger("fastproxy.testing.mock_upstream.picows")
+_picows_log.setLevel(logging.WARNING)
 
 _WSProtocol: Any = getattr(_picows_impl, "WSProtocol")  # noqa: B009 - not in picows' stub
 _READ_BUFFER_INIT = 64 * 1024
@@ -435,7 +439,7 @@ class MockUpstream:
             None,  # path (client side only)
             False,  # is_client_side
             self._listener_factory,
-            log,
+            _picows_log,
             True,  # disconnect_on_exception
             handshake_timeout,
             False,  # enable_auto_ping
