@@ -360,6 +360,14 @@ SETTINGS: tuple[Setting, ...] = (
         _enum_parser("text", "json"),
     ),
     _s(
+        "metrics",
+        "export Prometheus metrics (off only to measure their cost)",
+        True,
+        _bool,
+        boolean=True,
+        show_default="on",
+    ),
+    _s(
         "metrics_port",
         "serve Prometheus /metrics on this extra port too ('none' = off)",
         None,
@@ -432,6 +440,7 @@ class Config:
     drain_timeout_ms: int = 25000
     log_level: str = "info"
     log_format: str = "text"
+    metrics: bool = True
     metrics_port: int | None = None
     workers: int = 1
     ping_interval_ms: int = 15000

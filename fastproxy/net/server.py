@@ -78,6 +78,7 @@ class ProxyServer:
         self.config = config
         self.metrics = metrics
         self._flush_task: asyncio.Task[None] | None = None
+        self.metrics_server: asyncio.Server | None = None
         self.connections: set[Connection] = set()
         self.per_address: Counter[str] = Counter()
         self.draining = False
@@ -104,6 +105,12 @@ class ProxyServer:
         )
         if self.metrics is not None:
             self._flush_task = loop.create_task(self._flush_counters())
+        if self.config.metrics_port is not None:  # /metrics, /livez, /readyz only
+            self.metrics_server = await loop.create_server(
+                lambda: self._protocol_factory(plain_only=True),
+                host=host if host is not None else self.config.host,
+                port=self.config.metrics_port,
+            )
 
     async def _flush_counters(self) -> None:
         while True:
@@ -116,11 +123,13 @@ class ProxyServer:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
-    def _protocol_factory(self) -> WSProtocol:
+    def _protocol_factory(self, plain_only: bool = False) -> WSProtocol:
         config = self.config
         holder: list[_PeerAwareProtocol] = []
 
         def listener_factory(request: WSUpgradeRequest) -> Any:
+            if plain_only:
+                return self.plain_route(request, urlsplit(request.path.decode("latin-1")).path)
             return self.route(request, holder[0].peer)
 
         ping = config.ping_interval_ms > 0
@@ -152,9 +161,10 @@ class ProxyServer:
         if self._flush_task is not None:
             self._flush_task.cancel()
             self._flush_task = None
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
+        for server in (self.server, self.metrics_server):
+            if server is not None:
+                server.close()
+                await server.wait_closed()
 
     # -- routing (§3.1) ------------------------------------------------------------------------
 
@@ -280,7 +290,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
     mock = await maybe_start_mock_upstream(config)
     if mock is not None:
         config = mock.config
-    server = ProxyServer(config, Metrics(implementation=audio.IMPLEMENTATION))
+    metrics = Metrics(implementation=audio.IMPLEMENTATION) if config.metrics else None
+    server = ProxyServer(config, metrics)
     await server.start()
     log.info(
         "fastproxy listening on %s:%d (paths %s)",
