@@ -1,17 +1,19 @@
-"""End-to-end load benchmark: ``python benchmarks/e2e_load.py [--quick] [--impl c,py] [--json P]``.
+"""End-to-end load benchmark: ``python benchmarks/e2e_load.py [options]`` = ``fastproxy bench``.
 
 Starts the mock upstream (echo mode), the real proxy (pinned to its own CPU when possible) and one
-load generator process driving ``--sessions`` sessions at ``--rate`` frames/s for ``--seconds``
-(the first ``--warmup`` seconds unmeasured), then prints proxy CPU µs per relayed frame, frames
-sent/received/lost, round-trip percentiles, proxy RSS, the load side's CPU and the session setup
-rate. The implementation lives in :mod:`fastproxy.tools.bench` (``fastproxy bench`` runs the
-default scenario); this file is the script and an importable runner::
+load generator process, and runs the benchmark suite (or one custom shape with ``--sessions``):
+proxy CPU µs per relayed frame, frames sent/received/lost, round-trip percentiles, proxy RSS
+(per streaming and per idle session), session setups per second, the largest session count
+holding real time, compiled relay vs pure-Python twin and metrics on vs off in the same run.
+``--save``/``--compare``/``--plot``/``--profile`` as documented in ``--help`` and the README's
+"Performance" section. The implementation lives in :mod:`fastproxy.tools.bench`; this file is the
+script and an importable runner::
 
-    from benchmarks.e2e_load import Scenario, run_scenario
-    result = run_scenario(Scenario(sessions=100, seconds=10, impl="py"))
+    from benchmarks.e2e_load import Scenario, run_scenario, format_table
+    print(format_table([run_scenario(Scenario(sessions=100, seconds=10, impl="py"))]))
 
-Not collected by pytest (the name does not start with ``test_``): it takes tens of seconds and
-wants the machine to itself.
+Not collected by pytest (the name does not start with ``test_``): it takes minutes and wants the
+machine to itself.
 """
 
 from __future__ import annotations
@@ -30,9 +32,19 @@ from fastproxy.tools.bench import (
     main,
     run_all,
     run_scenario,
+    suite,
 )
 
-__all__ = ["DEFAULT", "QUICK", "Scenario", "format_table", "main", "run_all", "run_scenario"]
+__all__ = [
+    "DEFAULT",
+    "QUICK",
+    "Scenario",
+    "format_table",
+    "main",
+    "run_all",
+    "run_scenario",
+    "suite",
+]
 
 if __name__ == "__main__":
     sys.exit(main())

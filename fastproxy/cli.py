@@ -158,19 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
         allow_abbrev=False,
     )
-    bench.add_argument("--quick", action="store_true", help="short run for a smoke check")
-    bench.add_argument("--save", metavar="NAME", default=None, help="save the results as NAME")
-    bench.add_argument(
-        "--compare", metavar="NAME", default=None, help="compare with saved results NAME"
-    )
-    bench.add_argument(
-        "--threshold",
-        type=_positive_float,
-        default=10.0,
-        metavar="PERCENT",
-        help="with --compare: fail when a figure regresses by more than this (default %(default)s)",
-    )
-    bench.add_argument("--plot", metavar="PATH", default=None, help="write a chart to PATH")
+    from fastproxy.tools.bench_options import add_arguments as add_bench_arguments
+
+    add_bench_arguments(bench)  # argparse only: the benchmark itself is imported when it runs
     bench.set_defaults(handler=_cmd_bench)
     return parser
 
@@ -304,12 +294,5 @@ def _cmd_bench(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     run = _get_entry(module, "run", "the benchmark")
     if run is None:
         return EXIT_USAGE
-    return _run(
-        run(
-            quick=args.quick,
-            save=args.save,
-            compare=args.compare,
-            threshold=args.threshold,
-            plot=args.plot,
-        )
-    )
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
+    return _run(run(**options))

@@ -109,14 +109,61 @@ class DisallowedClientType(Exception):
         self.type_name = type_name
 
 
+# JSON nesting deeper than this is malformed (§7.1). msgspec itself stops at the interpreter's
+# recursion limit with a RecursionError, and a value that decodes just under that limit can fail
+# to encode when it is re-encoded later from a deeper stack (a held FunctionCallResponse replayed
+# at READY): the bound keeps every accepted value far from it.
+MAX_JSON_DEPTH: Final = 128
+_TOO_DEEP: Final = f"message is nested more than {MAX_JSON_DEPTH} levels deep"
+
+
+def nested_too_deeply(data: bytes, value: Any) -> bool:
+    """True if ``value`` (decoded from ``data``) nests containers deeper than MAX_JSON_DEPTH.
+
+    Cheap for ordinary messages: fewer brackets than the bound cannot nest deeper than it, so
+    only a message with many brackets is walked (iteratively, with an early exit)."""
+    if data.count(b"{") + data.count(b"[") <= MAX_JSON_DEPTH:
+        return False
+    if isinstance(value, Struct):
+        value = [getattr(value, name) for name in value.__struct_fields__]
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, dict | list))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, dict | list))
+    return False
+
+
+def is_utf8(data: bytes) -> bool:
+    """W8: msgspec validates UTF-8 only inside the strings it keeps, not in skipped keys or
+    values, so the whole message is checked here (no copy for the usual ASCII message)."""
+    if data.isascii():
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def decode_client_message(data: bytes) -> ClientMessage:
     """Decode one client text message or raise one of the two classified errors above."""
+    if not is_utf8(data):
+        raise InvalidClientJson("message is not valid UTF-8")
     try:
         msg: ClientMessage = _client_decoder.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         if isinstance(exc, msgspec.ValidationError):
             raise _classify_client_failure(data, str(exc)) from None
         raise InvalidClientJson(_decode_reason(exc)) from None
+    except RecursionError:
+        raise InvalidClientJson(_TOO_DEEP) from None
+    if nested_too_deeply(data, msg):
+        raise InvalidClientJson(_TOO_DEEP)
     if isinstance(msg, InjectAgentMessage):
         inject_agent_text(msg)  # raises InvalidClientJson when neither field is usable
     elif isinstance(msg, FunctionCallResponse) and not msg.id.strip():
@@ -135,6 +182,10 @@ def _classify_client_failure(data: bytes, error: str) -> Exception:
         obj = _any_decoder.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         return InvalidClientJson(_decode_reason(exc))
+    except RecursionError:
+        return InvalidClientJson(_TOO_DEEP)
+    if nested_too_deeply(data, obj):
+        return InvalidClientJson(_TOO_DEEP)
     if not isinstance(obj, dict):
         return InvalidClientJson("message is not a JSON object")
     type_name = obj.get("type")
@@ -520,12 +571,16 @@ class UnmappedUpstreamEvent(Exception):
 
 def decode_upstream_event(data: bytes) -> Any:
     """Decode one upstream text message into one of the event Structs above, or raise."""
+    if not is_utf8(data):
+        raise InvalidUpstreamJson("not UTF-8")
     try:
         return _upstream_decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise _classify_upstream_failure(data, str(exc)) from None
     except (msgspec.DecodeError, UnicodeDecodeError):
         raise InvalidUpstreamJson("not JSON") from None
+    except RecursionError:
+        raise InvalidUpstreamJson(_TOO_DEEP) from None
 
 
 def _classify_upstream_failure(data: bytes, error: str) -> Exception:
@@ -533,6 +588,8 @@ def _classify_upstream_failure(data: bytes, error: str) -> Exception:
         obj = _any_decoder.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError):
         return InvalidUpstreamJson("not JSON")
+    except RecursionError:
+        return InvalidUpstreamJson(_TOO_DEEP)
     if not isinstance(obj, dict):
         return InvalidUpstreamJson("not a JSON object")
     type_name = obj.get("type")

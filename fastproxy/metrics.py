@@ -6,6 +6,15 @@ Protocol events reach these metrics through ``MetricsStats``, the Session's coun
 (fastproxy.protocol.stats); audio frame and byte counts live in C fields of the relay and are
 copied here by ``RelayCounters.flush`` on a timer and at session end — never a prometheus call
 per frame (each increment takes a lock).
+
+Multi-worker mode (``--workers N``, N > 1; fastproxy.net.supervisor): prometheus-client's
+multiprocess mode. The supervisor points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh per-run directory
+before any process imports prometheus_client, so every metric value lives in a per-process mmap
+file there; ``Metrics(multiprocess_dir=...)`` then renders ``/metrics`` with a
+``MultiProcessCollector`` over that directory, so whichever worker answers a scrape reports the
+totals of all workers. Gauges therefore declare their ``multiprocess_mode`` (``livesum`` for
+active sessions, ``livemax`` for build info), and build info is a gauge rather than an ``Info``
+(which multiprocess mode does not support); its text exposition is the same either way.
 """
 
 from __future__ import annotations
@@ -19,7 +28,6 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    Info,
     disable_created_metrics,
     generate_latest,
 )
@@ -86,11 +94,38 @@ LATENCY_BUCKETS: Final = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.
 DURATION_BUCKETS: Final = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 
 
-class Metrics:
-    """The metric objects, registered in ``registry`` (the default one in production)."""
+def worker_restarts_counter(registry: CollectorRegistry | None) -> Counter:
+    """``fastproxy_worker_restarts_total``: incremented by the supervisor, 0 in every worker."""
+    return Counter(
+        "fastproxy_worker_restarts",
+        "Worker processes the supervisor restarted after they died (--workers > 1).",
+        registry=registry,
+    )
 
-    def __init__(self, registry: CollectorRegistry = REGISTRY, implementation: str = "c") -> None:
+
+class Metrics:
+    """The metric objects, registered in ``registry`` (the default one in production).
+
+    ``worker`` labels this process's ``fastproxy_worker_sessions_total`` (the worker index, "0"
+    in single-process mode). ``multiprocess_dir``: render ``/metrics`` by aggregating every
+    process's files in that directory (multi-worker mode, see the module docstring).
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry = REGISTRY,
+        implementation: str = "c",
+        *,
+        worker: str = "0",
+        multiprocess_dir: str | None = None,
+    ) -> None:
         self.registry = registry
+        self.render_registry = registry
+        if multiprocess_dir is not None:
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            self.render_registry = CollectorRegistry()
+            MultiProcessCollector(self.render_registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
         r = registry
         disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created: no use here
         self.sessions_active = Gauge(
@@ -170,12 +205,22 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
-        self.build_info = Info(
-            "fastproxy_build",
-            "fastproxy version and hot-path implementation (c or py).",
+        self.worker_sessions = Counter(
+            "fastproxy_worker_sessions",
+            "Client sessions accepted, by worker process index (0 with a single process).",
+            ["worker"],
             registry=r,
         )
-        self.build_info.info({"version": __version__, "implementation": implementation})
+        self.worker_restarts = worker_restarts_counter(r)
+        self.build_info = Gauge(
+            "fastproxy_build_info",
+            "fastproxy version and hot-path implementation (c or py); always 1.",
+            ["version", "implementation"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.build_info.labels(__version__, implementation).set(1)
+        self._worker_sessions = self.worker_sessions.labels(worker)
         # Every bounded label value exists from the start, at 0, so dashboards and rate()
         # see each series before its first event.
         for kind in TURN_KINDS:
@@ -195,7 +240,10 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text for ``/metrics``."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.render_registry), CONTENT_TYPE_LATEST
+
+    def session_accepted(self) -> None:
+        self._worker_sessions.inc()
 
     def stats(self) -> MetricsStats:
         return MetricsStats(self)

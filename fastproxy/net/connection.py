@@ -21,6 +21,7 @@ from picows import WSCloseCode, WSMsgType, WSTransport
 
 from fastproxy.net import upstream as upstream_connect
 from fastproxy.net.relay import Relay
+from fastproxy.net.relay_py import send_to_client
 from fastproxy.protocol import actions as act
 from fastproxy.protocol import events as ev
 from fastproxy.protocol.session import Session
@@ -122,7 +123,7 @@ class Connection:
                 if self._debug:
                     self.debug("client_out", a.type)
                 if self.client is not None and not self.client_closing:
-                    self.client.send(WSMsgType.TEXT, a.data)
+                    send_to_client(self.client, WSMsgType.TEXT, a.data)
             elif isinstance(a, act.SendUpstream):
                 if self._debug:
                     self.debug("upstream_out", a.type)
@@ -257,6 +258,7 @@ class Connection:
             await upstream_connect.connect(self.config, self.relay, self.ssl_context)
             if self.metrics is not None:
                 self.metrics.upstream_connect.observe(self.loop.time() - started)
+            self.upstream_task = None  # nothing left to cancel: no finished Task kept per session
         except upstream_connect.UpstreamConnectError as exc:
             self.upstream_gone = True
             if not self.abandon_upstream:

@@ -29,6 +29,22 @@ TEXT = WSMsgType.TEXT
 BINARY = WSMsgType.BINARY
 CONTINUATION = WSMsgType.CONTINUATION
 CLOSE = WSMsgType.CLOSE
+# picows 2.3.1 sends a server-side message over 8 KiB as writelines([header, payload]), the header
+# being a view of its reusable write buffer; uvloop queues that view without copying when the
+# socket is busy, so the next send rewrites the queued header and corrupts the stream of a slow
+# client. send_reuse_external_bytearray takes picows' copying write path instead.
+_WRITELINES_MIN = 8193
+_HEADROOM = 14
+
+
+def send_to_client(transport: WSTransport, msg_type: WSMsgType, data: bytes) -> None:
+    """``transport.send`` for the client (server-side) leg, safe for large messages."""
+    if len(data) < _WRITELINES_MIN:
+        transport.send(msg_type, data)
+    else:
+        buffer = bytearray(_HEADROOM)
+        buffer += data
+        transport.send_reuse_external_bytearray(msg_type, buffer, _HEADROOM)
 
 
 class RelayOwner(Protocol):
@@ -251,7 +267,7 @@ class Relay:
         out = self.out_conv.process(pcm) if self.out_conv is not None else pcm
         if not out or self.client is None:
             return
-        self.client.send(BINARY, out)
+        send_to_client(self.client, BINARY, out)
         self.frames_out += 1
         self.bytes_out += len(out)
         if self.client_paused:

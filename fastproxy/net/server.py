@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import signal
 import uuid
 from collections import Counter
@@ -37,10 +38,15 @@ from fastproxy.protocol.stats import SessionStats
 if TYPE_CHECKING:
     from fastproxy.config import Config
     from fastproxy.metrics import Metrics
+    from fastproxy.net.supervisor import WorkerContext
 
 log = logging.getLogger("fastproxy.server")
-CLIENT_READ_BUFFER = 4 * 1024  # control messages and 20 ms frames are small; grows if needed
+# Initial read buffer per client connection: picows' minimum (it allocates max(this, 2048)).
+# 20 ms frames and control messages fit; picows doubles it for a bigger message and keeps it, so
+# only idle sessions stay this small (RSS per idle session, see README "Performance").
+CLIENT_READ_BUFFER = 2 * 1024
 HANDSHAKE_TIMEOUT_S = 10.0
+LISTEN_BACKLOG = 1024  # asyncio's default (100) drops SYNs when hundreds of clients connect at once
 
 COUNTER_FLUSH_S = 5.0  # relay C counters -> Prometheus
 REFUSAL_OUTCOMES = {
@@ -96,10 +102,18 @@ class ProxyServer:
     # -- listening ---------------------------------------------------------------------------
 
     async def start(self, host: str | None = None, port: int | None = None, **kwargs: Any) -> None:
+        """Listen on ``host``:``port`` (default: the config's) and on ``metrics_port`` if set.
+
+        ``kwargs`` go to ``loop.create_server`` for the proxy port; ``reuse_port=True`` (each
+        worker of ``--workers N`` binds its own socket on the same port and the kernel spreads
+        new connections over them) applies to the metrics port too.
+        """
         loop = asyncio.get_running_loop()
+        host = host if host is not None else self.config.host
+        kwargs.setdefault("backlog", LISTEN_BACKLOG)
         self.server = await loop.create_server(
             self._protocol_factory,
-            host=host if host is not None else self.config.host,
+            host=host,
             port=port if port is not None else self.config.port,
             **kwargs,
         )
@@ -108,8 +122,9 @@ class ProxyServer:
         if self.config.metrics_port is not None:  # /metrics, /livez, /readyz only
             self.metrics_server = await loop.create_server(
                 lambda: self._protocol_factory(plain_only=True),
-                host=host if host is not None else self.config.host,
+                host=host,
                 port=self.config.metrics_port,
+                reuse_port=kwargs.get("reuse_port"),
             )
 
     async def _flush_counters(self) -> None:
@@ -247,6 +262,8 @@ class ProxyServer:
             metrics=self.metrics,
         )
         self.connections.add(connection)
+        if self.metrics is not None:
+            self.metrics.session_accepted()
         self.per_address[peer] += 1
         self.idle.clear()
         listener: WSListener = connection.relay.client_listener
@@ -281,32 +298,50 @@ class ProxyServer:
                 log.warning("%d connections did not close after the drain", len(self.connections))
 
 
-async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
-    """Run the proxy until SIGTERM (graceful drain) or SIGINT (immediate)."""
+async def serve(
+    config: Config, stop: asyncio.Event | None = None, worker: WorkerContext | None = None
+) -> int:
+    """Run the proxy until SIGTERM (graceful drain) or SIGINT (immediate).
+
+    ``worker``: this process is one worker of ``--workers N`` (fastproxy.net.supervisor). Then
+    the supervisor runs the built-in mock upstream (``config`` already points at it) and owns
+    the metrics directory; the listening socket is bound with SO_REUSEPORT beside the other
+    workers'; the worker tells the supervisor when it listens and stops at once if the
+    supervisor goes away; and a repeated SIGTERM does not cut the drain short (signals sent to
+    the whole process group reach a worker twice: the supervisor sends SIGINT for "at once").
+    """
     from fastproxy import audio
     from fastproxy.metrics import Metrics
     from fastproxy.net.mock_runtime import maybe_start_mock_upstream
 
-    mock = await maybe_start_mock_upstream(config)
+    mock = await maybe_start_mock_upstream(config) if worker is None else None
     if mock is not None:
         config = mock.config
-    metrics = Metrics(implementation=audio.IMPLEMENTATION) if config.metrics else None
+    metrics = None
+    if config.metrics:
+        metrics = Metrics(
+            implementation=audio.IMPLEMENTATION,
+            worker=str(worker.index) if worker is not None else "0",
+            multiprocess_dir=worker.metrics_dir if worker is not None else None,
+        )
     server = ProxyServer(config, metrics)
-    await server.start()
-    log.info(
-        "fastproxy listening on %s:%d (paths %s)",
-        config.host,
-        server.port,
-        ",".join(config.paths),
-        extra={"event": "listening"},
-    )
+    await server.start(reuse_port=True if worker is not None else None)
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
+    if worker is None:
+        log.info(
+            "fastproxy listening on %s:%d (paths %s)",
+            config.host,
+            server.port,
+            ",".join(config.paths),
+            extra={"event": "listening"},
+        )
     draining: list[asyncio.Task[None]] = []
 
     def on_sigterm() -> None:
         if draining:
-            stop.set()  # a second SIGTERM ends at once
+            if worker is None:
+                stop.set()  # a second SIGTERM ends at once
             return
         log.info("SIGTERM: draining for up to %d ms", config.drain_timeout_ms)
         task = loop.create_task(server.drain())
@@ -315,6 +350,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
 
     loop.add_signal_handler(signal.SIGTERM, on_sigterm)
     loop.add_signal_handler(signal.SIGINT, stop.set)
+    if worker is not None:
+        worker.listening(server.port, stop)  # after the handlers: signals may follow at once
     try:
         await stop.wait()
     finally:
@@ -329,9 +366,19 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
 
 
 def run_server(config: Config) -> int:
-    """The ``fastproxy serve`` entry point: uvloop, then ``serve``."""
+    """The ``fastproxy serve`` entry point: the supervisor with ``--workers N`` > 1, else one
+    process running ``serve`` on uvloop."""
+    if config.workers > 1:
+        from fastproxy.net.supervisor import run_supervisor
+
+        return run_supervisor(config)
     import uvloop
 
+    # Prometheus multiprocess mode is for --workers > 1 only: a PROMETHEUS_MULTIPROC_DIR left in
+    # the environment (e.g. by a unit file shared with multi-worker instances) must not switch
+    # this single process's metrics to files in a directory nobody wipes.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    os.environ.pop("prometheus_multiproc_dir", None)
     return uvloop.run(serve(config))
 
 

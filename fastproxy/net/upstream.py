@@ -19,9 +19,10 @@ if TYPE_CHECKING:
     from fastproxy.config import Config
     from fastproxy.net.relay import Relay
 
-# Initial read buffer per upstream connection (picows grows it when a message needs more):
-# a real 40 ms delta is ~3.5 KiB, control events are smaller, and idle sessions should stay small.
-UPSTREAM_READ_BUFFER = 8 * 1024
+# Initial read buffer per upstream connection: picows' minimum (it allocates max(this, 2048)).
+# picows doubles it when a message needs more (a real 40 ms delta is ~3.5 KiB: one or two
+# doublings on the first one) and keeps it, so only idle sessions stay this small.
+UPSTREAM_READ_BUFFER = 2 * 1024
 
 
 class UpstreamConnectError(Exception):

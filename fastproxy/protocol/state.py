@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastproxy import messages as m
 from fastproxy.protocol.actions import (
@@ -94,6 +94,13 @@ class Playback:
     bytes_base: int  # the relay's client-audio byte total before this item's first message
 
 
+def _lazy() -> Any:
+    """A container field created on first use (``SessionState.__getattr__``), not in
+    ``__init__``: an idle session never touches most of them, and empty sets and deques cost
+    216 and 760 bytes each (RSS per idle session, README "Performance")."""
+    return field(init=False, repr=False, compare=False)
+
+
 @dataclass(slots=True)
 class SessionState:
     """Everything one connection's Session knows. Plain data; the parts hold the rules."""
@@ -106,52 +113,52 @@ class SessionState:
     out: list[Action] = field(default_factory=list)
     client_closed: bool = False
     upstream_closed: bool = False
-    timers: set[str] = field(default_factory=set)
+    timers: set[str] = _lazy()
     event_counter: int = 0
     item_counter: int = 0
-    sent_events: OrderedDict[str, SentEvent] = field(default_factory=OrderedDict)
+    sent_events: OrderedDict[str, SentEvent] = _lazy()
 
     # Settings and readiness (§3.3-§3.5, §4.1)
     settings_seen: bool = False
     settings_at: float = 0.0
     update_to_send: dict[str, Any] | None = None  # the first session.update while CONNECTING
-    pending_updates: deque[PendingUpdate] = field(default_factory=deque)
-    held: deque[Any] = field(default_factory=deque)  # ("audio", bytes) | ("json", message)
+    pending_updates: deque[PendingUpdate] = _lazy()
+    held: deque[Any] = _lazy()  # ("audio", bytes) | ("json", message)
     held_bytes: int = 0
     context_items: tuple[dict[str, Any], ...] = ()
     greeting: str | None = None
     history: bool = True
     instructions: str = ""
-    output_audio: dict[str, Any] = field(default_factory=dict)
+    output_audio: dict[str, Any] = _lazy()
     input_format: AudioFormat = PCM24
     output_format: AudioFormat = PCM24
 
     # Sequencer (§6.2)
-    open_responses: dict[str, int] = field(default_factory=dict)  # response id -> epoch
+    open_responses: dict[str, int] = _lazy()  # response id -> epoch
     pending_create: int | None = None
     epoch: int = 0
-    epochs: dict[int, ResponseRecord] = field(default_factory=dict)
-    sent_items: set[str] = field(default_factory=set)
-    confirmed: set[str] = field(default_factory=set)
-    failed: set[str] = field(default_factory=set)
-    calls: dict[str, Call] = field(default_factory=dict)
-    fifo: deque[Any] = field(default_factory=deque)
+    epochs: dict[int, ResponseRecord] = _lazy()
+    sent_items: set[str] = _lazy()
+    confirmed: set[str] = _lazy()
+    failed: set[str] = _lazy()
+    calls: dict[str, Call] = _lazy()
+    fifo: deque[Any] = _lazy()
     timer_for: object | None = None  # None (off), ACTIVE, or the blocked head entry
     audio_at_timer: int = 0
     activity_at: float = 0.0  # last response.* event while active (T18)
     user_speaking: bool = False
-    prompt_updates: list[tuple[int, str]] = field(default_factory=list)
+    prompt_updates: list[tuple[int, str]] = _lazy()
     prompt_counter: int = 0
     pending_bytes: int = 0  # manual mode (§9.3)
     last_turn_end: float | None = None
 
     # Responses as the client sees them (§8.3, §9.4, §9.5)
-    announced: set[str] = field(default_factory=set)
-    records: OrderedDict[str, ResponseRecord] = field(default_factory=OrderedDict)
+    announced: set[str] = _lazy()
+    records: OrderedDict[str, ResponseRecord] = _lazy()
     shared_orphan: ResponseRecord | None = None
-    text_items: set[str] = field(default_factory=set)  # rule A: one ConversationText per item
-    thinking_items: set[str] = field(default_factory=set)
-    transcripts: dict[str, str] = field(default_factory=dict)
+    text_items: set[str] = _lazy()  # rule A: one ConversationText per item
+    thinking_items: set[str] = _lazy()
+    transcripts: dict[str, str] = _lazy()
     playback: Playback | None = None
     armed: tuple[str, str] | None = None
     client_audio_bytes: int = 0  # latest relay total seen in an event
@@ -160,14 +167,55 @@ class SessionState:
     held_closure: m.Error | None = None
     expected_closure_sent: bool = False
 
+    if not TYPE_CHECKING:  # for mypy the fields are plain attributes
+
+        def __getattr__(self, name: str) -> Any:
+            """Only called for an unset slot: create the lazy container ``name``."""
+            factory = _LAZY.get(name)
+            if factory is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            value = factory()
+            object.__setattr__(self, name, value)
+            return value
+
     @property
     def active(self) -> bool:
         """§6.2: some response is believed running upstream."""
-        return self.pending_create is not None or bool(self.open_responses)
+        return self.pending_create is not None or _nonempty(self, "open_responses")
 
     @property
     def busy(self) -> bool:
-        return self.active or bool(self.fifo)
+        return self.active or _nonempty(self, "fifo")
+
+
+def _nonempty(state: SessionState, name: str) -> bool:
+    """Whether lazy container ``name`` holds anything, without creating it just to look."""
+    try:
+        return bool(object.__getattribute__(state, name))  # bypasses __getattr__
+    except AttributeError:
+        return False
+
+
+_LAZY: dict[str, Any] = {
+    "timers": set,
+    "sent_events": OrderedDict,
+    "pending_updates": deque,
+    "held": deque,
+    "output_audio": dict,
+    "open_responses": dict,
+    "epochs": dict,
+    "sent_items": set,
+    "confirmed": set,
+    "failed": set,
+    "calls": dict,
+    "fifo": deque,
+    "prompt_updates": list,
+    "announced": set,
+    "records": OrderedDict,
+    "text_items": set,
+    "thinking_items": set,
+    "transcripts": dict,
+}
 
 
 class Emitter:

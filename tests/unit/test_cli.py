@@ -186,9 +186,16 @@ def test_bench_wiring(fake_module: Any) -> None:
     calls = fake_module("fastproxy.tools.bench", "run", 1)
     argv = ["bench", "--quick", "--compare", "base", "--threshold", "5", "--plot", "p.png"]
     assert cli.main(argv, {}) == 1
-    assert calls == [
-        ((), {"quick": True, "save": None, "compare": "base", "threshold": 5.0, "plot": "p.png"})
-    ]
+    [(args, kwargs)] = calls
+    assert args == ()
+    assert {k: kwargs[k] for k in ("quick", "save", "compare", "threshold", "plot")} == {
+        "quick": True,
+        "save": None,
+        "compare": "base",
+        "threshold": 5.0,
+        "plot": "p.png",
+    }
+    assert kwargs["impl"] is None and kwargs["workers"] == 1  # every bench option is passed on
 
 
 def test_keyboard_interrupt_exits_130(fake_module: Any) -> None:
