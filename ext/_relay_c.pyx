@@ -17,7 +17,7 @@ include "resampler.pxi"
 from libc.string cimport memcmp
 from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
 
-from fastproxy.net.relay_py import _Reassembly
+from fastproxy.net.relay_py import _Reassembly, send_to_client
 
 cdef Py_ssize_t MAX_APPEND = 11534336
 
@@ -261,7 +261,7 @@ cdef class Relay:
             out = bytes(pcm)
         if not out or self.client is None:
             return
-        self.client.send(WSMsgType.BINARY, out)
+        send_to_client(self.client, WSMsgType.BINARY, out)
         self.frames_out += 1
         self.bytes_out += len(out)
         if self.client_paused:
@@ -281,6 +281,7 @@ cdef class Relay:
             self.client_paused = paused
         else:
             self.upstream_paused = paused
+        self.owner.send_paused(leg, paused)
         if other is None or other.is_disconnected:
             return
         if paused:

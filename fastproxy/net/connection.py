@@ -6,6 +6,14 @@ fact from the relay (frames the fast path declined, opens, closes, overflows) to
 of PROTOCOL.md survive the split between the compiled audio path and the Python control path.
 It guarantees that the pair lives and dies together (§3.6): once both legs are gone it cancels
 its timers, releases its buffers and tells the server.
+
+A close handshake the peer does not finish within 2 s ends with the TCP connection *dropped*
+(aborted): a graceful close would wait for a peer that stopped reading to drain the send buffer,
+which may never happen. A leg that stays above its write high-water mark (the relay then stops
+reading the other leg) for the stall timeout — ``min(ping_interval_ms, ping_timeout_ms)``, the
+time the ping gives a silent peer — is treated as over its send-buffer limit (§3.4): a peer that
+accepts no bytes for that long is as dead as one that answers no ping, and the stall must end
+before the ping of the *healthy* leg, which the proxy no longer reads, times out instead.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ def message_type(data: bytes) -> str:
     """The JSON ``type`` of a message, for debug logs only (never its content, §12.2)."""
     try:
         return _type_decoder.decode(data).type
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # msgspec errors, bad UTF-8, nesting past the limit
         return "(invalid)"
 
 
@@ -84,7 +92,11 @@ class Connection:
             config.max_upstream_message_bytes,
             config.send_buffer_max_bytes,
         )
-        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.timers: dict[str, asyncio.TimerHandle] = {}  # the Session's timers
+        self.net_timers: dict[str, asyncio.TimerHandle] = {}  # close-handshake drops, stalls
+        ping_ms = config.ping_interval_ms
+        stall_ms = min(ping_ms, config.ping_timeout_ms) if ping_ms > 0 else config.ping_timeout_ms
+        self.stall_timeout_s = stall_ms / 1000.0
         self.client: WSTransport | None = None
         self.upstream: WSTransport | None = None
         self.upstream_task: asyncio.Task[None] | None = None
@@ -223,6 +235,7 @@ class Connection:
                 self.client_closing = True
                 client.send_close(WSCloseCode(code) if code else WSCloseCode.OK, reason.encode())
             client.disconnect()
+            self.drop_later("client", client)
         self.feed(ev.ClientClosed(code or 1005, reason))
 
     def client_disconnected(self) -> None:
@@ -248,7 +261,7 @@ class Connection:
             return
         self.client_closing = True
         client.send_close(WSCloseCode(code), reason.encode())
-        self.loop.call_later(CLOSE_HANDSHAKE_TIMEOUT, client.disconnect)
+        self.drop_later("client", client)
 
     # -- upstream leg ----
 
@@ -275,6 +288,7 @@ class Connection:
             self.upstream_closing = True
             transport.send_close(WSCloseCode.OK)
             transport.disconnect()
+            self.drop_later("upstream", transport)
             return
         self.feed(ev.UpstreamOpened())
 
@@ -296,6 +310,7 @@ class Connection:
                 self.upstream_closing = True
                 upstream.send_close(WSCloseCode(code) if code else WSCloseCode.OK, reason.encode())
             upstream.disconnect()
+            self.drop_later("upstream", upstream)
         self.feed(ev.UpstreamClosed(code or 1005, reason))
 
     def upstream_disconnected(self) -> None:
@@ -323,7 +338,7 @@ class Connection:
             return
         self.upstream_closing = True
         upstream.send_close(WSCloseCode(code), reason.encode())
-        self.loop.call_later(CLOSE_HANDSHAKE_TIMEOUT, upstream.disconnect)
+        self.drop_later("upstream", upstream)
 
     # -- both legs ----
 
@@ -332,6 +347,40 @@ class Connection:
             self.feed(ev.ClientSendBufferOverflow())
         else:
             self.feed(ev.UpstreamSendBufferOverflow())
+
+    def send_paused(self, leg: str, paused: bool) -> None:
+        """The relay: ``leg``'s write buffer crossed its high-water mark (or drained below low
+        water). While it stays above, the stall timer runs (see the module docstring)."""
+        name = "stall_" + leg
+        handle = self.net_timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+        if paused and not self.finished:
+            self.net_timers[name] = self.loop.call_later(
+                self.stall_timeout_s, self.leg_stalled, leg
+            )
+
+    def leg_stalled(self, leg: str) -> None:
+        self.net_timers.pop("stall_" + leg, None)
+        log.warning(
+            "%s leg accepted no data for %.0f ms: treated as over its send-buffer limit",
+            leg,
+            self.stall_timeout_s * 1000,
+            extra={**self.log_extra, "direction": "internal", "message_type": None},
+        )
+        self.send_buffer_overflow(leg)
+
+    def drop_later(self, leg: str, transport: WSTransport) -> None:
+        """§3.6: drop the TCP connection if the close handshake is not over in 2 s."""
+        name = "drop_" + leg
+        if name not in self.net_timers:
+            self.net_timers[name] = self.loop.call_later(
+                CLOSE_HANDSHAKE_TIMEOUT, self.drop, name, transport
+            )
+
+    def drop(self, name: str, transport: WSTransport) -> None:
+        self.net_timers.pop(name, None)
+        transport.disconnect(False)  # abort: never wait for a peer that does not read
 
     def drain_deadline(self) -> None:
         self.feed(ev.DrainDeadline())
@@ -344,9 +393,10 @@ class Connection:
                 self.close_upstream(1000, "")
             return
         self.finished = True
-        for handle in self.timers.values():
+        for handle in (*self.timers.values(), *self.net_timers.values()):
             handle.cancel()
         self.timers.clear()
+        self.net_timers.clear()
         if self.metrics is not None:
             self.flush_counters()
             self.metrics.sessions_active.dec()

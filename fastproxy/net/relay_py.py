@@ -12,7 +12,8 @@ handed to the owning connection (fastproxy.net.connection), which feeds the Sess
   else → ``owner.upstream_text``.
 - fragmented messages are reassembled (W6); size limits apply to reassembled messages (W7).
 - backpressure: when one leg's write buffer passes its high-water mark, reading from the other
-  leg pauses until it drains; while paused, a write buffer over ``send_buffer_max`` is reported.
+  leg pauses until it drains; while paused, a write buffer over ``send_buffer_max`` is reported,
+  and so are the pause and the resume themselves (the owner's stall timer).
 
 The owner is told only rare facts; counters are plain integer fields read on a timer.
 """
@@ -64,6 +65,7 @@ class RelayOwner(Protocol):
     def upstream_binary(self, size: int) -> None: ...
     def upstream_too_large(self, size: int) -> None: ...
     def send_buffer_overflow(self, leg: str) -> None: ...
+    def send_paused(self, leg: str, paused: bool) -> None: ...
 
 
 def make_converter(encoding: str, rate: int, to_upstream: bool) -> Any:
@@ -286,6 +288,7 @@ class Relay:
             self.client_paused = paused
         else:
             self.upstream_paused = paused
+        self.owner.send_paused(leg, paused)
         if other is None or other.is_disconnected:
             return
         if paused:

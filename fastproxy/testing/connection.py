@@ -32,6 +32,8 @@ import msgspec
 from multidict import CIMultiDict
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest
 
+from fastproxy.net.relay_py import send_to_client  # picows/uvloop large-send workaround
+
 from . import events as ev
 from . import reactions
 from .behaviour import EventHook, MockBehaviour
@@ -125,7 +127,8 @@ class MockConnection(WSListener):
     ``session`` (the merged session state), ``items`` (conversation items by id),
     ``active_responses``, ``appends_received``, ``binary_received``, ``connected_at``,
     ``closed``, ``closed_at``, ``close_code`` / ``close_reason`` (from the client's close
-    frame, None if none arrived), ``close_sent`` and ``was_reset``.
+    frame, None if none arrived), ``close_sent``, ``was_reset``, ``reading_stopped`` and
+    ``withheld`` (fault injection: :meth:`stop_reading`, ``MockBehaviour.withhold_events``).
     """
 
     def __init__(
@@ -151,6 +154,8 @@ class MockConnection(WSListener):
         self.close_reason: str | None = None
         self.close_sent: tuple[int, str] | None = None
         self.was_reset = False
+        self.reading_stopped = False
+        self.withheld: list[Event] = []  # events not sent because of withhold_events
         limit = behaviour.max_recorded
         self.received: _Bounded[Received] = _Bounded(limit)
         self.sent: _Bounded[Event] = _Bounded(limit)
@@ -323,6 +328,9 @@ class MockConnection(WSListener):
         transport = self.transport
         if transport is None or self.closed or transport.is_close_frame_sent:
             return False
+        if event.get("type") in self.behaviour.withhold_events:
+            self.withheld.append(event)
+            return True
         if stamp and "event_id" not in event:
             if "type" in event:
                 event = {"type": event["type"], "event_id": self.next_event_id(), **event}
@@ -340,7 +348,7 @@ class MockConnection(WSListener):
                     self.active_responses.pop(rid, None)
         elif etype == "response.function_call_arguments.done":
             self._observe_id("call", event.get("call_id"))
-        transport.send(_TEXT, _encode(event))
+        send_to_client(transport, _TEXT, _encode(event))
         self.sent.push(event)
         self._notify()
         return True
@@ -353,14 +361,14 @@ class MockConnection(WSListener):
         """Send a text message verbatim (e.g. ``"not json"``, P-100)."""
         if self.transport is None or self.closed:
             return False
-        self.transport.send(_TEXT, text.encode() if isinstance(text, str) else text)
+        send_to_client(self.transport, _TEXT, text.encode() if isinstance(text, str) else text)
         return True
 
     def send_binary(self, data: bytes) -> bool:
         """Send a binary message (the API never does; P-17)."""
         if self.transport is None or self.closed:
             return False
-        self.transport.send(_BINARY, data)
+        send_to_client(self.transport, _BINARY, data)
         return True
 
     def send_fragments(self, parts: Sequence[bytes | str], *, binary: bool = False) -> bool:
@@ -388,6 +396,23 @@ class MockConnection(WSListener):
         transport.send_close(_close_code(code), reason.encode())
         self.close_sent = (code, reason)
         self.call_later(_CLOSE_GRACE_S * 1000, transport.disconnect)
+
+    def stop_reading(self) -> None:
+        """Fault: stop reading the socket (an upstream that hangs while its peer streams).
+        The kernel buffers fill, then the proxy's writes back up; nothing received is
+        processed until :meth:`resume_reading`."""
+        transport = self.transport
+        if transport is None or self.closed or self.reading_stopped:
+            return
+        self.reading_stopped = True
+        transport.underlying_transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        transport = self.transport
+        if transport is None or self.closed or not self.reading_stopped:
+            return
+        self.reading_stopped = False
+        transport.underlying_transport.resume_reading()
 
     def reset(self) -> None:
         """Drop the TCP connection without a close frame (RST; the peer sees 1006, P-09)."""
@@ -680,8 +705,10 @@ class MockConnection(WSListener):
                 self.appends_received += 1
                 assert self.transport is not None
                 mv = memoryview(payload)
-                self.transport.send(
-                    _TEXT, b"".join((_ECHO_PREFIX, mv[_APPEND_PREFIX_LEN:end], _ECHO_SUFFIX))
+                send_to_client(
+                    self.transport,
+                    _TEXT,
+                    b"".join((_ECHO_PREFIX, mv[_APPEND_PREFIX_LEN:end], _ECHO_SUFFIX)),
                 )
                 if self._record_appends:
                     self.received.push(Received(time.monotonic(), "text", event=_decode(payload)))
