@@ -88,7 +88,6 @@ def nginx(tmp: Path, listen: int, backends: list[int]) -> Iterator[subprocess.Po
     (tmp / "fastproxy.conf").write_text(render_site(listen, backends))
     user = "user nobody nogroup;" if os.geteuid() == 0 else ""
     (tmp / "nginx.conf").write_text(MAIN_CONF.format(tmp=tmp, user=user))
-    os.chmod(tmp, 0o755)
     cmd = [NGINX, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-e", str(tmp / "error.log")]
     check = subprocess.run([*cmd, "-t"], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr

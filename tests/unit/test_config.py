@@ -176,8 +176,15 @@ IDS = [c[0] for c in CASES]
 
 
 def test_every_setting_is_covered() -> None:
-    covered = {c[0] for c in CASES} | {"api_key", "auth_tokens", "extra_events"}
+    covered = {c[0] for c in CASES} | {"api_key", "auth_tokens", "extra_events", "metrics"}
     assert covered == {s.name for s in SETTINGS}
+
+
+def test_metrics_is_a_boolean_flag_pair_and_env() -> None:
+    assert load_config([], {}).metrics is True
+    assert load_config(["--no-metrics"], {}).metrics is False
+    assert load_config([], {"FASTPROXY_METRICS": "off"}).metrics is False
+    assert load_config(["--metrics"], {"FASTPROXY_METRICS": "0"}).metrics is True
 
 
 def test_table_matches_flags_and_env_names() -> None:
