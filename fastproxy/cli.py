@@ -158,9 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
         allow_abbrev=False,
     )
-    from fastproxy.tools.bench_options import add_arguments as add_bench_arguments
-
-    add_bench_arguments(bench)  # argparse only: the benchmark itself is imported when it runs
+    try:  # argparse only: the benchmark itself is imported when it runs
+        from fastproxy.tools.bench_options import add_arguments as add_bench_arguments
+    except ImportError:  # a build without the benchmark: `fastproxy bench` says so when run
+        pass
+    else:
+        add_bench_arguments(bench)
     bench.set_defaults(handler=_cmd_bench)
     return parser
 

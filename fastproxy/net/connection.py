@@ -362,6 +362,8 @@ class Connection:
 
     def leg_stalled(self, leg: str) -> None:
         self.net_timers.pop("stall_" + leg, None)
+        if self.client_closing if leg == "client" else self.upstream_closing:
+            return  # already closing: the close-handshake drop ends it
         log.warning(
             "%s leg accepted no data for %.0f ms: treated as over its send-buffer limit",
             leg,

@@ -94,16 +94,14 @@ class Playback:
     bytes_base: int  # the relay's client-audio byte total before this item's first message
 
 
-def _lazy() -> Any:
-    """A container field created on first use (``SessionState.__getattr__``), not in
-    ``__init__``: an idle session never touches most of them, and empty sets and deques cost
-    216 and 760 bytes each (RSS per idle session, README "Performance")."""
-    return field(init=False, repr=False, compare=False)
-
-
 @dataclass(slots=True)
 class SessionState:
-    """Everything one connection's Session knows. Plain data; the parts hold the rules."""
+    """Everything one connection's Session knows. Plain data; the parts hold the rules.
+
+    The containers declared ``field(init=False)`` are created on first use (``__getattr__``,
+    table ``_LAZY``), not in ``__init__``: an idle session never touches most of them, and an
+    empty set or deque costs 216 or 760 bytes (RSS per idle session, README "Performance").
+    """
 
     options: SessionOptions
     stats: SessionStats
@@ -113,52 +111,52 @@ class SessionState:
     out: list[Action] = field(default_factory=list)
     client_closed: bool = False
     upstream_closed: bool = False
-    timers: set[str] = _lazy()
+    timers: set[str] = field(init=False)
     event_counter: int = 0
     item_counter: int = 0
-    sent_events: OrderedDict[str, SentEvent] = _lazy()
+    sent_events: OrderedDict[str, SentEvent] = field(init=False)
 
     # Settings and readiness (§3.3-§3.5, §4.1)
     settings_seen: bool = False
     settings_at: float = 0.0
     update_to_send: dict[str, Any] | None = None  # the first session.update while CONNECTING
-    pending_updates: deque[PendingUpdate] = _lazy()
-    held: deque[Any] = _lazy()  # ("audio", bytes) | ("json", message)
+    pending_updates: deque[PendingUpdate] = field(init=False)
+    held: deque[Any] = field(init=False)  # ("audio", bytes) | ("json", message)
     held_bytes: int = 0
     context_items: tuple[dict[str, Any], ...] = ()
     greeting: str | None = None
     history: bool = True
     instructions: str = ""
-    output_audio: dict[str, Any] = _lazy()
+    output_audio: dict[str, Any] = field(init=False)
     input_format: AudioFormat = PCM24
     output_format: AudioFormat = PCM24
 
     # Sequencer (§6.2)
-    open_responses: dict[str, int] = _lazy()  # response id -> epoch
+    open_responses: dict[str, int] = field(init=False)  # response id -> epoch
     pending_create: int | None = None
     epoch: int = 0
-    epochs: dict[int, ResponseRecord] = _lazy()
-    sent_items: set[str] = _lazy()
-    confirmed: set[str] = _lazy()
-    failed: set[str] = _lazy()
-    calls: dict[str, Call] = _lazy()
-    fifo: deque[Any] = _lazy()
+    epochs: dict[int, ResponseRecord] = field(init=False)
+    sent_items: set[str] = field(init=False)
+    confirmed: set[str] = field(init=False)
+    failed: set[str] = field(init=False)
+    calls: dict[str, Call] = field(init=False)
+    fifo: deque[Any] = field(init=False)
     timer_for: object | None = None  # None (off), ACTIVE, or the blocked head entry
     audio_at_timer: int = 0
     activity_at: float = 0.0  # last response.* event while active (T18)
     user_speaking: bool = False
-    prompt_updates: list[tuple[int, str]] = _lazy()
+    prompt_updates: list[tuple[int, str]] = field(init=False)
     prompt_counter: int = 0
     pending_bytes: int = 0  # manual mode (§9.3)
     last_turn_end: float | None = None
 
     # Responses as the client sees them (§8.3, §9.4, §9.5)
-    announced: set[str] = _lazy()
-    records: OrderedDict[str, ResponseRecord] = _lazy()
+    announced: set[str] = field(init=False)
+    records: OrderedDict[str, ResponseRecord] = field(init=False)
     shared_orphan: ResponseRecord | None = None
-    text_items: set[str] = _lazy()  # rule A: one ConversationText per item
-    thinking_items: set[str] = _lazy()
-    transcripts: dict[str, str] = _lazy()
+    text_items: set[str] = field(init=False)  # rule A: one ConversationText per item
+    thinking_items: set[str] = field(init=False)
+    transcripts: dict[str, str] = field(init=False)
     playback: Playback | None = None
     armed: tuple[str, str] | None = None
     client_audio_bytes: int = 0  # latest relay total seen in an event

@@ -7,7 +7,9 @@ both documents and, for each figure present in both, decides by the figure's dir
 ``current > baseline × (1 + PCT/100) + slack``, a higher-is-better one when
 ``current < baseline × (1 − PCT/100) − slack``. ``slack`` is the figure's absolute noise floor
 (e.g. 1 ms for a round-trip p99), so a figure near zero cannot fail on a rounding wobble; for CPU
-per frame, lost frames and rates it is zero. :func:`compare` is pure (documents in, verdict out)
+per frame, lost frames and rates it is zero. A figure that is itself a percentage (the metrics'
+CPU overhead) is compared in points: it regresses when it rises by more than its slack.
+:func:`compare` is pure (documents in, verdict out)
 so the tests drive it with synthetic documents, no load needed.
 """
 
@@ -108,7 +110,7 @@ class Comparison:
 
 
 def _status(metric: Metric, base: float, cur: float, threshold: float) -> str:
-    factor = threshold / 100.0
+    factor = threshold / 100.0 if metric.relative else 0.0
     if metric.better == "lower":
         if cur > base * (1 + factor) + metric.slack:
             return "regressed"
@@ -179,8 +181,11 @@ def format_comparison(comparison: Comparison, name: str) -> str:
             f"{describe(r.key).ljust(width)}  {r.baseline:>10.4g}  {r.current:>10.4g}  "
             f"{change:>8}  {r.status}"
         )
-    if comparison.only_baseline:
-        lines.append("not in this run: " + ", ".join(comparison.only_baseline))
-    if comparison.only_current:
-        lines.append("not in the baseline: " + ", ".join(comparison.only_current))
+    for title, keys in (
+        ("not in this run", comparison.only_baseline),
+        ("not in the baseline", comparison.only_current),
+    ):
+        if keys:
+            more = f" and {len(keys) - 6} more" if len(keys) > 6 else ""
+            lines.append(f"{title} ({len(keys)}): {', '.join(keys[:6])}{more}")
     return "\n".join(lines)

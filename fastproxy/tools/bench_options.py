@@ -24,6 +24,7 @@ examples:
   fastproxy bench --save main                      # store benchmarks/baselines/main.json
   fastproxy bench --compare main --threshold 10    # exit 1 naming each regressed figure
   fastproxy bench --results run.json --compare main  # compare a saved run, no load
+  fastproxy bench --results run.json --markdown    # the README's figures table
   fastproxy bench --sessions 300 --seconds 20 --impl c,py --audio 16k   # one custom shape
   fastproxy bench --profile profile.svg            # py-spy flame graph of the proxy under load
 """
@@ -90,12 +91,12 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         type=_positive_float,
         default=None,
         metavar="SECONDS",
-        help="skip scenarios that would end past this (default 900, --quick 180)",
+        help="skip scenarios that would end past this (default 840, --quick 160)",
     )
     custom = p.add_argument_group("a custom streaming run instead of the suite")
     custom.add_argument("--sessions", type=_int_list, default=None, metavar="N[,N...]")
     custom.add_argument("--seconds", type=_positive_float, default=20.0, help="incl. warm-up")
-    custom.add_argument("--warmup", type=_non_negative_float, default=3.0, help="unmeasured s")
+    custom.add_argument("--warmup", type=_non_negative_float, default=5.0, help="unmeasured s")
     custom.add_argument("--rate", type=_positive_float, default=50.0, help="frames/s per session")
     custom.add_argument("--audio", choices=("24k", "16k", "mulaw"), default="24k")
     custom.add_argument("--connect-concurrency", type=int, default=50, metavar="N")
@@ -139,10 +140,16 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--plot", metavar="PATH", default=None, help="latency and CPU per frame vs sessions"
     )
     out.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the figures as the README's Markdown table (with --results: no run)",
+    )
+    out.add_argument(
         "--profile",
         metavar="PATH",
         default=None,
-        help="profile the proxy under load with py-spy: flame graph PATH (.svg), summary "
-        "PATH.txt; runs only the profile unless --only is given",
+        help="profile the proxy under load with py-spy: flame graph PATH (.svg), summary and "
+        "collapsed stacks beside it (.txt, .collapsed), the twin's as PATH-py; runs only the "
+        "profile unless --only is given",
     )
     return p

@@ -1,7 +1,7 @@
 """``fastproxy bench --plot out.png``: latency and CPU per frame against session count.
 
-One line per (audio format, implementation, metrics on/off) over every streaming scenario of the
-run, ramp steps included (the ramp is 24 kHz passthrough, compiled). Left: round-trip p50 (solid)
+One line per (audio format, implementation) over the streaming scenarios of the run, and one for
+the ramp's steps (24 kHz passthrough, compiled, 10 s each). Left: round-trip p50 (solid)
 and p99 (dashed) on a log scale, with the real-time limit; right: proxy CPU µs per relayed frame.
 The metrics on/off runs are left out (their figure is a difference, in the summary).
 matplotlib is imported here only, and is part of the ``bench`` extra
@@ -24,7 +24,7 @@ def _series(results: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
             continue
         if not r.get("proxy_cpu_us_per_frame"):
             continue
-        name = f"{s['audio']} {r['impl']}" + ("" if s.get("metrics", True) else " no-metrics")
+        name = f"{s['audio']} {r['impl']}" + (" ramp" if s["group"] == "ramp" else "")
         out.setdefault(name, []).append(r)
     for points in out.values():
         points.sort(key=lambda r: r["scenario"]["sessions"])

@@ -8,7 +8,7 @@ A run is a list of result dicts, one per scenario
   setup rate and whether the proxy or the load side was its limit;
 - :func:`figures`: one flat ``{"scope:metric": number}`` mapping, the unit of ``--save`` and
   ``--compare`` (:data:`METRICS` says for each metric whether lower or higher is better);
-- :func:`format_tables` / :func:`format_summary`: what is printed;
+- what is printed lives in :mod:`fastproxy.tools.bench_tables`;
 - :func:`document`: the JSON written by ``--json`` and ``--save``.
 """
 
@@ -18,32 +18,37 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "METRICS",
     "Metric",
+    "baseline_document",
     "document",
     "figures",
-    "format_summary",
-    "format_tables",
+    "limiter",
+    "scope",
     "summarize_run",
 ]
 
 REAL_TIME_P99_MS = 50.0
 BUSY_PERCENT = 85.0  # a process above this share of its core is taken as the limit
+NOISY_PERCENT = 30.0  # other processes above this share of a core disturb a run
 
 
 @dataclass(frozen=True)
 class Metric:
     """How to read one figure: its name in reports, which way is better, and its noise floor
-    (an absolute change smaller than ``slack`` is never a regression, whatever the percentage)."""
+    (an absolute change smaller than ``slack`` is never a regression, whatever the percentage).
+    A figure that is itself a percentage (``relative=False``) regresses when it moves by more
+    than ``slack`` points the wrong way; the threshold does not apply to it."""
 
     label: str
     better: str  # "lower" | "higher"
     slack: float = 0.0
+    relative: bool = True  # False: a change in points beyond ``slack`` (figures that are %)
 
 
 METRICS: dict[str, Metric] = {
@@ -56,7 +61,7 @@ METRICS: dict[str, Metric] = {
     "setup_cpu_us_per_session": Metric("proxy CPU µs per session setup", "lower"),
     "max_realtime_sessions": Metric("largest real-time session count", "higher"),
     "c_over_py_cpu": Metric("compiled / twin CPU per frame", "lower", 0.02),
-    "metrics_overhead_pct": Metric("metrics CPU overhead (%)", "lower", 3.0),
+    "metrics_overhead_pct": Metric("metrics CPU overhead (%)", "lower", 3.0, relative=False),
 }
 
 
@@ -76,7 +81,7 @@ def scope(r: dict[str, Any]) -> str:
     return name
 
 
-def _rtt(r: dict[str, Any], key: str) -> float | None:
+def rtt_ms(r: dict[str, Any], key: str) -> float | None:
     value = r.get("rtt_ms", {}).get(key)
     return None if value is None else float(value)
 
@@ -84,7 +89,9 @@ def _rtt(r: dict[str, Any], key: str) -> float | None:
 # --------------------------------------------------------------------------- derived figures
 
 
-def _stream(results: Sequence[dict[str, Any]], group: str | None = None) -> list[dict[str, Any]]:
+def stream_runs(
+    results: Sequence[dict[str, Any]], group: str | None = None
+) -> list[dict[str, Any]]:
     return [
         r
         for r in results
@@ -94,7 +101,7 @@ def _stream(results: Sequence[dict[str, Any]], group: str | None = None) -> list
 
 def _cpu_ratios(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     by_key: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
-    for r in _stream(results):
+    for r in stream_runs(results):
         s = r["scenario"]
         if s["group"] in _PREFIXED or not s.get("metrics", True):
             continue
@@ -114,47 +121,61 @@ def _cpu_ratios(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _metrics_overhead(results: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    group = _stream(results, "metrics")
+    """Metrics on vs off: the median over adjacent (on, off) pairs of the relative difference.
+
+    The runs alternate, and a pair runs back to back, so slow drift of a shared machine (which
+    moves CPU per frame by tens of percent between minutes) cancels within a pair."""
+    group = [r for r in stream_runs(results, "metrics") if r.get("proxy_cpu_us_per_frame")]
     on = [r["proxy_cpu_us_per_frame"] for r in group if r["scenario"]["metrics"]]
     off = [r["proxy_cpu_us_per_frame"] for r in group if not r["scenario"]["metrics"]]
-    on, off = [v for v in on if v], [v for v in off if v]
-    if not on or not off:
+    pairs = list(zip(on, off, strict=False))
+    if not pairs:
         return None
-    on_mid, off_mid = statistics.median(on), statistics.median(off)
     return {
-        "on_us": on_mid,
-        "off_us": off_mid,
+        "on_us": statistics.median(on),
+        "off_us": statistics.median(off),
         "runs": len(on) + len(off),
-        "overhead_pct": 100.0 * (on_mid - off_mid) / off_mid,
+        "pairs_pct": [100.0 * (a - b) / b for a, b in pairs],
+        "overhead_pct": statistics.median(100.0 * (a - b) / b for a, b in pairs),
         "sessions": group[0]["scenario"]["sessions"],
     }
 
 
 def limiter(r: dict[str, Any], prefix: str = "") -> str:
-    """What most likely bounded a run: the proxy's core, the load side's core, or the machine."""
+    """What most likely bounded a run: the proxy's core, the load side's core, or the machine.
+
+    Whole-core busy time (softirq included) is used when the run had the cores pinned; the
+    processes' own CPU time otherwise."""
     proxy = r.get(f"{prefix}proxy_cpu_percent") or 0.0
     load = (r.get(f"{prefix}loadgen_cpu_percent") or 0.0) + (
         r.get(f"{prefix}mock_cpu_percent") or 0.0
     )
-    if proxy >= BUSY_PERCENT:
-        return f"the proxy (its core at {proxy:.0f}%)"
-    if load >= BUSY_PERCENT:
-        return (
-            f"the load side (load generator + mock upstream at {load:.0f}% of their shared "
-            f"core; proxy at {proxy:.0f}%)"
-        )
+    proxy_core = r.get(f"{prefix}proxy_core_busy_percent")
+    load_core = r.get(f"{prefix}load_core_busy_percent")
+    if proxy_core is not None and load_core is not None:
+        where = f"proxy core {proxy_core:.0f}% busy, load-side core {load_core:.0f}%"
+        if proxy_core >= BUSY_PERCENT and load_core >= BUSY_PERCENT:
+            return f"both cores: the proxy and the load side are saturated together ({where})"
+        if proxy_core >= BUSY_PERCENT:
+            return f"the proxy ({where})"
+        if load_core >= BUSY_PERCENT:
+            return f"the load side: load generator + mock upstream share one core ({where})"
+    else:
+        where = f"proxy {proxy:.0f}%, load generator + mock {load:.0f}% of a core"
+        if proxy >= BUSY_PERCENT:
+            return f"the proxy ({where})"
+        if load >= BUSY_PERCENT:
+            return f"the load side: load generator + mock upstream share one core ({where})"
     others = r.get("other_processes_cpu_percent") or 0.0
-    if others >= 30.0:
-        return f"a busy machine (other processes used {others:.0f}% of a core; proxy {proxy:.0f}%)"
-    return (
-        f"neither core saturated (proxy {proxy:.0f}%, load side {load:.0f}%, others {others:.0f}%)"
-    )
+    if others >= NOISY_PERCENT:
+        return f"a busy machine (other processes used {others:.0f}% of a core; {where})"
+    return f"latency, with no core saturated ({where}, others {others:.0f}%)"
 
 
 def _ramp(results: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     from fastproxy.tools.bench_scenario import holds_real_time
 
-    steps = sorted(_stream(results, "ramp"), key=lambda r: r["scenario"]["sessions"])
+    steps = sorted(stream_runs(results, "ramp"), key=lambda r: r["scenario"]["sessions"])
     if not steps:
         return None
     passed = [r for r in steps if holds_real_time(r, REAL_TIME_P99_MS)]
@@ -166,7 +187,7 @@ def _ramp(results: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
             {
                 "sessions": r["scenario"]["sessions"],
                 "holds": holds_real_time(r, REAL_TIME_P99_MS),
-                "p99_ms": _rtt(r, "p99"),
+                "p99_ms": rtt_ms(r, "p99"),
                 "lost": r.get("frames_lost"),
                 "proxy_cpu_percent": r.get("proxy_cpu_percent"),
                 "load_cpu_percent": (r.get("loadgen_cpu_percent") or 0.0)
@@ -239,8 +260,8 @@ def figures(results: Sequence[dict[str, Any]], summary: dict[str, Any]) -> dict[
         name = scope(r)
         if r["scenario"]["kind"] == "stream":
             put(f"{name}:cpu_us_per_frame", r.get("proxy_cpu_us_per_frame"))
-            put(f"{name}:rtt_p50_ms", _rtt(r, "p50"))
-            put(f"{name}:rtt_p99_ms", _rtt(r, "p99"))
+            put(f"{name}:rtt_p50_ms", rtt_ms(r, "p50"))
+            put(f"{name}:rtt_p99_ms", rtt_ms(r, "p99"))
             if r["scenario"]["group"] != "ramp":  # ramp steps past the limit lose on purpose
                 put(f"{name}:frames_lost", r.get("frames_lost"))
         elif r["scenario"]["group"] == "idle":
@@ -255,175 +276,6 @@ def figures(results: Sequence[dict[str, Any]], summary: dict[str, Any]) -> dict[
     if summary.get("ramp"):
         put("ramp:max_realtime_sessions", summary["ramp"]["max_realtime_sessions"])
     return out
-
-
-# --------------------------------------------------------------------------- tables
-
-
-def _num(value: Any, spec: str = ".1f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def _rtts(r: dict[str, Any]) -> str:
-    return " / ".join(_num(_rtt(r, k), ".2f") for k in ("p50", "p99", "p99.9"))
-
-
-Row = tuple[str, Callable[[dict[str, Any]], str]]
-
-STREAM_ROWS: list[Row] = [
-    (
-        "sessions ready / requested",
-        lambda r: f"{r['sessions_ready']} / {r['scenario']['sessions']}",
-    ),
-    ("session setup rate (/s)", lambda r: _num(r["setup_rate_per_s"], ".0f")),
-    ("measured window (s)", lambda r: _num(r["window_seconds"], ".1f")),
-    (
-        "frames sent / received / lost",
-        lambda r: f"{r['frames_sent']} / {r['frames_received']} / {r['frames_lost']}",
-    ),
-    ("proxy CPU µs per relayed frame", lambda r: _num(r["proxy_cpu_us_per_frame"], ".2f")),
-    ("proxy CPU (% of one core)", lambda r: _num(r["proxy_cpu_percent"])),
-    ("round trip p50 / p99 / p99.9 (ms)", _rtts),
-    ("proxy RSS (MiB)", lambda r: _num(r["proxy_rss_mib"])),
-    ("proxy RSS per session (KiB)", lambda r: _num(r["proxy_rss_kib_per_session"], ".0f")),
-    ("load generator CPU (%)", lambda r: _num(r["loadgen_cpu_percent"])),
-    ("mock upstream CPU (%)", lambda r: _num(r["mock_cpu_percent"])),
-    ("max send lag (ms)", lambda r: _num(r["max_send_lag_ms"])),
-    ("other processes' CPU (% of one core)", lambda r: _num(r["other_processes_cpu_percent"])),
-    ("proxy preempted (/s)", lambda r: _num(r["proxy_preempted_per_s"], ".0f")),
-]
-
-IDLE_ROWS: list[Row] = [
-    (
-        "sessions ready / requested",
-        lambda r: f"{r['sessions_ready']} / {r['scenario']['sessions']}",
-    ),
-    ("session setup rate (/s)", lambda r: _num(r["setup_rate_per_s"], ".0f")),
-    (
-        "setup time p50 / p99 (ms)",
-        lambda r: " / ".join(_num(r["setup_ms"].get(k), ".1f") for k in ("p50", "p99")),
-    ),
-    ("proxy CPU µs per setup", lambda r: _num(r["setup_proxy_cpu_us_per_session"], ".0f")),
-    ("proxy CPU during setup (%)", lambda r: _num(r["setup_proxy_cpu_percent"])),
-    (
-        "load gen. + mock CPU during setup (%)",
-        lambda r: _num(
-            (r["setup_loadgen_cpu_percent"] or 0.0) + (r["setup_mock_cpu_percent"] or 0.0)
-        ),
-    ),
-    ("proxy RSS (MiB)", lambda r: _num(r["proxy_rss_mib"])),
-    ("proxy RSS per idle session (KiB)", lambda r: _num(r["proxy_rss_kib_per_idle_session"])),
-    ("proxy CPU while idle (%)", lambda r: _num(r["idle_proxy_cpu_percent"])),
-]
-
-GROUP_TITLES = {
-    "passthrough": "24 kHz passthrough",
-    "resample": "16 kHz client (resampled both ways)",
-    "mulaw": "μ-law 8 kHz",
-    "metrics": "metrics on vs off (--no-metrics)",
-    "ramp": f"ramp: real time holds? (p99 < {REAL_TIME_P99_MS:g} ms, 0 lost)",
-    "idle": "idle sessions: memory",
-    "setup": "session setup rate",
-    "custom": "custom",
-    "profile": "under the profiler (figures disturbed by sampling)",
-}
-
-
-def _table(results: Sequence[dict[str, Any]], rows: list[Row], title: str) -> list[str]:
-    head = [title, *[f"{r['label']} {r['impl']}" for r in results]]
-    body = [head, *[[label, *[fn(r) for r in results]] for label, fn in rows]]
-    widths = [max(len(row[i]) for row in body) for i in range(len(head))]
-    lines = []
-    for index, row in enumerate(body):
-        cells = [
-            row[0].ljust(widths[0]),
-            *[c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)],
-        ]
-        lines.append("  ".join(cells))
-        if index == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return lines
-
-
-def format_tables(results: Sequence[dict[str, Any]], max_columns: int = 5) -> str:
-    """One table per suite group (at most ``max_columns`` scenarios wide), then the notes."""
-    lines = ["fastproxy end-to-end load benchmark (loopback; mock upstream in echo mode)"]
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for r in results:
-        groups.setdefault(r["scenario"]["group"], []).append(r)
-    for group, members in groups.items():
-        rows = IDLE_ROWS if members[0]["scenario"]["kind"] == "idle" else STREAM_ROWS
-        for start in range(0, len(members), max_columns):
-            lines.append("")
-            lines.extend(
-                _table(members[start : start + max_columns], rows, GROUP_TITLES.get(group, group))
-            )
-    lines.append("")
-    for r in results:
-        tag = f"[{r['label']}, {r['impl']}]"
-        lines.append(f"{tag} {r['pinning']}; load avg before {r['loadavg_before']:.2f}")
-        lines.extend(f"{tag} note: {n}" for n in r["notes"])
-        lines.extend(f"{tag} error: {e}" for e in r["errors"][:5])
-    return "\n".join(lines)
-
-
-def format_summary(summary: dict[str, Any], results: Sequence[dict[str, Any]]) -> str:
-    """The headline: the figures the benchmarks issue asks for, each with its target."""
-    lines = ["", "summary"]
-    for row in summary.get("cpu_ratio") or []:
-        c = next(
-            (r for r in _stream(results) if scope(r) == f"{row['audio']}-{row['sessions']}-c"), None
-        )
-        rtt = (
-            f"; compiled p99 {_num(_rtt(c, 'p99'), '.2f')} ms, lost {c['frames_lost']}" if c else ""
-        )
-        lines.append(
-            f"  {row['audio']} x {row['sessions']} sessions: compiled {row['c']:.2f} µs/frame, "
-            f"twin {row['py']:.2f} µs/frame -> ratio {row['ratio']:.2f}"
-            f"{' (target <= 0.80)' if row['audio'] == '24k' else ''}{rtt}"
-        )
-    m = summary.get("metrics")
-    if m:
-        lines.append(
-            f"  metrics on vs off ({m['sessions']} sessions, median of {m['runs']} runs): "
-            f"{m['on_us']:.2f} vs {m['off_us']:.2f} µs/frame -> {m['overhead_pct']:+.1f}% "
-            "(target within 3%)"
-        )
-    ramp = summary.get("ramp")
-    if ramp:
-        steps = ", ".join(
-            f"{s['sessions']}{'' if s['holds'] else ' (fails)'}" for s in ramp["steps"]
-        )
-        lines.append(
-            f"  largest session count holding real time: {ramp['max_realtime_sessions']} "
-            f"(steps {steps}); limited by {ramp['limited_by']}"
-        )
-        if ramp.get("projected_proxy_sessions_per_core"):
-            lines.append(
-                "    at that step's CPU per frame the proxy alone would fill one core at "
-                f"~{ramp['projected_proxy_sessions_per_core']:.0f} sessions"
-            )
-    idle = summary.get("idle")
-    if idle:
-        lines.append(
-            f"  RSS per idle session: {idle['kib_per_session']:.1f} KiB over {idle['sessions']} "
-            f"sessions (target <= 32 KiB: {'met' if idle['target_met'] else 'NOT met'})"
-        )
-    setup = summary.get("setup")
-    if setup:
-        projected = setup.get("projected_proxy_setups_per_core")
-        extra = ""
-        if projected:
-            extra = (
-                f"; proxy CPU {setup['proxy_cpu_us_per_setup']:.0f} µs per setup "
-                f"(~{projected:.0f}/s per core)"
-            )
-        lines.append(
-            f"  session setups: {setup['rate_per_s']:.0f}/s over {setup['sessions']} "
-            f"(target >= 2000/s: {'met' if setup['target_met'] else 'not met'}); limited by "
-            f"{setup['limited_by']}{extra}"
-        )
-    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 # --------------------------------------------------------------------------- documents

@@ -22,21 +22,31 @@ import contextlib
 import dataclasses
 import json
 import os
-import resource
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from fastproxy.tools.bench_procs import (
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    BenchError,
+    Processes,
+    child_env,
+    compiled_relay_available,
+    cpu_plan,
+    free_port,
+    pin,
+    prepare_child,
+    priority_of,
+    wait_livez,
+    wait_tcp,
+)
 from fastproxy.tools.loadgen import frame_bytes
 
 __all__ = [
@@ -48,17 +58,10 @@ __all__ = [
     "worst_case_seconds",
 ]
 
-START_TIMEOUT_S = 20.0
-STOP_TIMEOUT_S = 5.0
-_REPO_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the package
 
 # name -> (encoding, sample rate) of the client's audio, both directions
 AUDIO_FORMATS = {"24k": ("linear16", 24000), "16k": ("linear16", 16000), "mulaw": ("mulaw", 8000)}
 AUDIO_LABELS = {"24k": "24 kHz passthrough", "16k": "16 kHz (resampled)", "mulaw": "μ-law 8 kHz"}
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not run (a process failed to start, died, or timed out)."""
 
 
 @dataclass(frozen=True)
@@ -117,141 +120,6 @@ class Scenario:
             raise ValueError("need 0 <= warmup < seconds")
         if not 0 <= self.warm < self.sessions:
             raise ValueError("need 0 <= warm < sessions")
-
-
-# --------------------------------------------------------------------------- processes
-
-
-def _child_env(**overrides: str) -> dict[str, str]:
-    """The caller's environment without any fastproxy/OpenAI setting, plus ``overrides``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FASTPROXY_", "OPENAI_"))}
-    path = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = str(_REPO_ROOT) + (os.pathsep + path if path else "")
-    env.update(overrides)
-    return env
-
-
-def _raise_fd_limit() -> None:
-    """In a child before exec: 1,000 idle sessions need 2,000+ sockets in the proxy."""
-    with contextlib.suppress(ValueError, OSError):
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard == resource.RLIM_INFINITY or soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def compiled_relay_available() -> bool:
-    """Whether ``fastproxy.net.relay`` imports with extensions on (in a fresh interpreter)."""
-    probe = subprocess.run(
-        [sys.executable, "-c", "import fastproxy.net.relay"],
-        env=_child_env(),
-        capture_output=True,
-        timeout=60,
-    )
-    return probe.returncode == 0
-
-
-class Processes:
-    """The processes of one scenario; :meth:`stop_all` ends them (SIGINT, then SIGKILL)."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, cmd: list[str], env: dict[str, str], cpus: set[int] | None) -> int:
-        with (self.log_dir / f"{name}.log").open("wb") as log:
-            proc = subprocess.Popen(
-                cmd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_raise_fd_limit,
-            )
-        self.procs[name] = proc
-        if cpus:
-            pin(proc.pid, cpus)
-        return proc.pid
-
-    def log(self, name: str, tail: int = 2000) -> str:
-        try:
-            return (self.log_dir / f"{name}.log").read_text(errors="replace")[-tail:]
-        except OSError:
-            return ""
-
-    def check_alive(self, name: str) -> None:
-        proc = self.procs[name]
-        if proc.poll() is not None:
-            raise BenchError(f"{name} exited with {proc.returncode}:\n{self.log(name)}")
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)  # the proxy drains on SIGTERM; SIGINT is at once
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT_S)
-
-
-def pin(pid: int, cpus: set[int]) -> None:
-    """Pin every thread of ``pid`` (the ones started later inherit it from the main thread)."""
-    tids = [pid]
-    with contextlib.suppress(OSError):
-        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-    for tid in tids:
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(tid, cpus)
-
-
-def cpu_plan(workers: int = 1) -> tuple[set[int] | None, set[int] | None, str]:
-    """(proxy CPUs, load-side CPUs, description): the proxy alone on the first CPU we may use."""
-    if workers > 1:
-        return None, None, f"not pinned ({workers} proxy workers)"
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return None, None, "not pinned (no sched_setaffinity)"
-    if len(cpus) < 2:
-        return None, None, "not pinned (one CPU)"
-    proxy, rest = {cpus[0]}, set(cpus[1:])
-    rest_list = ",".join(str(c) for c in sorted(rest))
-    return proxy, rest, f"proxy on CPU {cpus[0]}, mock + load generator on CPU {rest_list}"
-
-
-def _wait_tcp(procs: Processes, name: str, port: int, deadline: float) -> None:
-    while True:
-        procs.check_alive(name)
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise BenchError(f"{name} did not listen on {port} in time:\n{procs.log(name)}")
-        time.sleep(0.05)
-
-
-def _wait_livez(procs: Processes, port: int, deadline: float) -> None:
-    while True:
-        procs.check_alive("proxy")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=1) as reply:
-                if reply.status == 200:
-                    return
-        except (OSError, urllib.error.URLError):
-            pass
-        if time.monotonic() > deadline:
-            raise BenchError(f"proxy /livez did not answer in time:\n{procs.log('proxy')}")
-        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------- one scenario
@@ -335,19 +203,21 @@ def running_pair(s: Scenario, impl: str, report: Callable[[str], None]) -> Any:
     with tempfile.TemporaryDirectory(prefix="fastproxy-bench-") as tmp:
         procs = Processes(Path(tmp))
         try:
-            mock_port, proxy_port = _free_port(), _free_port()
+            mock_port, proxy_port = free_port(), free_port()
             mock_cmd = _mock_command(mock_port)
             report(f"{s.label} ({impl}): starting mock upstream and proxy; {pinning}")
-            mock_pid = procs.start("mock", mock_cmd, _child_env(), load_cpus)
-            proxy_env = _child_env(FASTPROXY_OPENAI_API_KEY="sk-bench")
+            mock_pid = procs.start("mock", mock_cmd, child_env(), load_cpus)
+            proxy_env = child_env(FASTPROXY_OPENAI_API_KEY="sk-bench")
             if impl == "py":
                 proxy_env["FASTPROXY_NO_EXTENSIONS"] = "1"
             serve = _serve_command(s, proxy_port, mock_port)
             proxy_pid = procs.start("proxy", serve, proxy_env, proxy_cpus)
             deadline = time.monotonic() + START_TIMEOUT_S
-            _wait_tcp(procs, "mock", mock_port, deadline)
-            _wait_livez(procs, proxy_port, deadline)
-            yield procs, proxy_port, proxy_pid, mock_pid, load_cpus, pinning
+            wait_tcp(procs, "mock", mock_port, deadline)
+            wait_livez(procs, proxy_port, deadline)
+            nice = priority_of(proxy_pid)
+            pinning += f"; nice {nice}" if nice else "; normal priority (nice not allowed)"
+            yield procs, proxy_port, proxy_pid, mock_pid, load_cpus, pinning, proxy_cpus
         finally:
             procs.stop_all()
 
@@ -367,7 +237,8 @@ def run_scenario(
     notes: list[str] = []
     impl = resolve_impl(s.impl, notes)
     load_before = os.getloadavg()[0]
-    with running_pair(s, impl, report) as (procs, port, proxy_pid, mock_pid, cpus, pinning):
+    with running_pair(s, impl, report) as pair:
+        procs, port, proxy_pid, mock_pid, cpus, pinning, proxy_cpus = pair
         what = "idle" if s.kind == "idle" else f"{s.seconds:g} s at {s.rate:g} frames/s"
         report(f"{s.label} ({impl}): {s.sessions} sessions, {what}")
         cmd = _loadgen_command(s, port, proxy_pid, mock_pid)
@@ -383,7 +254,7 @@ def run_scenario(
         proxy_log = procs.log("proxy")
     if proxy_log.strip():
         notes.append(f"proxy log (tail): {proxy_log.strip().splitlines()[-1][:300]}")
-    return summarize(s, impl, raw, notes, pinning, load_before)
+    return summarize(s, impl, raw, notes, pinning, load_before, (proxy_cpus, cpus))
 
 
 def _forward(stream: IO[bytes], keep: list[str], report: Callable[[str], None]) -> None:
@@ -404,11 +275,11 @@ def _run_loadgen(
 ) -> dict[str, Any]:
     proc = subprocess.Popen(
         cmd,
-        env=_child_env(),
+        env=child_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        preexec_fn=_raise_fd_limit,
+        preexec_fn=prepare_child,
     )
     procs.procs["loadgen"] = proc
     if cpus:
@@ -450,6 +321,7 @@ def summarize(
     notes: list[str],
     pinning: str,
     load_before: float,
+    cores: tuple[set[int] | None, set[int] | None] = (None, None),
 ) -> dict[str, Any]:
     """The published figures of one run, from the load generator's raw result."""
     window = raw.get("window", {})
@@ -495,6 +367,12 @@ def summarize(
         "loadgen_cpu_percent": window.get("loadgen_cpu_percent"),
         "mock_cpu_percent": window.get("mock_cpu_percent"),
         "other_processes_cpu_percent": window.get("other_processes_cpu_percent"),
+        "softirq_cpu_percent": window.get("softirq_cpu_percent"),
+        "proxy_core_busy_percent": _core_busy(window, cores[0]),
+        "load_core_busy_percent": _core_busy(window, cores[1]),
+        "setup_proxy_core_busy_percent": _core_busy(setup_cpu, cores[0]),
+        "setup_load_core_busy_percent": _core_busy(setup_cpu, cores[1]),
+        "steal_cpu_percent": window.get("steal_cpu_percent"),
         "proxy_preempted_per_s": window.get("proxy_preempted_per_s"),
         "max_send_lag_ms": raw.get("max_send_lag_ms"),
         "sessions_closed_while_streaming": raw.get("sessions_closed_while_streaming", 0),
@@ -505,6 +383,14 @@ def summarize(
         "raw": raw,
     }
     return result
+
+
+def _core_busy(cpu: dict[str, Any], cores: set[int] | None) -> float | None:
+    """How busy the pinned CPUs were (mean, %, softirq included), from per-CPU figures."""
+    busy = cpu.get("cpu_busy_percent")
+    if not cores or not busy or max(cores) >= len(busy):
+        return None
+    return float(sum(busy[c] for c in cores)) / len(cores)
 
 
 def holds_real_time(r: dict[str, Any], p99_ms: float = 50.0) -> bool:
@@ -529,6 +415,9 @@ def _warnings(s: Scenario, raw: dict[str, Any]) -> list[str]:
         busy = window.get(f"{name}_cpu_percent")
         if busy is not None and busy > 80.0:
             out.append(f"{name} at {busy:.0f}% CPU: the load side may be the bottleneck")
+    steal = window.get("steal_cpu_percent")
+    if steal is not None and steal > 5.0:
+        out.append(f"the hypervisor took {steal:.0f}% of a core (steal): figures disturbed")
     others = window.get("other_processes_cpu_percent")
     if others is not None and others > 20.0:
         out.append(

@@ -37,21 +37,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import json
-import os
 import resource
 import struct
 import sys
 import time
 from array import array
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+from fastproxy.tools.procstat import (
+    CLOCK_RESOLUTION_S,
+    Snapshot,
+    cpu_between,
+    cpu_busy_seconds,
+    machine_busy_seconds,
+    own_cpu_seconds,
+    proc_cpu_seconds,
+    proc_memory_kib,
+    proc_preempted,
+    tree_cpu_seconds,
+    tree_memory_kib,
+    try_pid,
+)
 
 __all__ = [
     "LoadConfig",
@@ -61,11 +74,10 @@ __all__ = [
     "proc_memory_kib",
     "run_load",
     "settings_message",
-]
+]  # proc_* re-exported from fastproxy.tools.procstat for existing callers
 
 HEADER = struct.Struct("<II")  # sequence number, send time (µs since the generator's base)
 _SEQ = struct.Struct("<I")
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 _MAX_ERRORS_KEPT = 20
 _BINARY = WSMsgType.BINARY
 _TEXT = WSMsgType.TEXT
@@ -128,93 +140,6 @@ class LoadConfig:
             raise ValueError(f"need 0 <= warmup < seconds <= {MAX_RUN_S:g}")
         if not 0 <= self.warm < self.sessions or not 0 <= self.hold <= MAX_RUN_S:
             raise ValueError("need 0 <= warm < sessions and 0 <= hold")
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of every thread of ``pid``, in seconds (``/proc/PID/stat`` fields 14, 15)."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read()
-    fields = data[data.rindex(b")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (``fastproxy serve --workers N`` runs N children)."""
-    out: list[int] = []
-    todo = [pid]
-    while todo and len(out) < 256:
-        current = todo.pop()
-        out.append(current)
-        try:
-            for tid in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{tid}/children", "rb") as f:
-                    todo.extend(int(c) for c in f.read().split())
-        except OSError:
-            pass
-    return out
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds of ``pid`` and its descendants (a child that exits drops out)."""
-    total = proc_cpu_seconds(pid)
-    for child in process_tree(pid)[1:]:
-        with contextlib.suppress(OSError):
-            total += proc_cpu_seconds(child)
-    return total
-
-
-def tree_memory_kib(pid: int) -> dict[str, int]:
-    """``VmRSS``/``VmHWM`` of ``pid`` plus its descendants', in KiB."""
-    total = proc_memory_kib(pid)
-    for child in process_tree(pid)[1:]:
-        try:
-            for key, value in proc_memory_kib(child).items():
-                total[key] = total.get(key, 0) + value
-        except OSError:
-            pass
-    return total
-
-
-def proc_memory_kib(pid: int) -> dict[str, int]:
-    """``VmRSS`` and ``VmHWM`` (peak RSS) of ``pid`` in KiB."""
-    out: dict[str, int] = {}
-    with open(f"/proc/{pid}/status", "rb") as f:
-        for line in f:
-            if line.startswith((b"VmRSS:", b"VmHWM:")):
-                key, value = line.split(b":", 1)
-                out[key.decode()] = int(value.split()[0])
-    return out
-
-
-def machine_busy_seconds() -> float:
-    """Busy time of all CPUs together (``/proc/stat``: all but idle and iowait), in seconds."""
-    with open("/proc/stat", "rb") as f:
-        fields = [int(v) for v in f.readline().split()[1:9]]
-    return (sum(fields) - fields[3] - fields[4]) / _CLK_TCK
-
-
-def proc_preempted(pid: int) -> int:
-    """``nonvoluntary_ctxt_switches`` of ``pid``'s main thread: how often it was preempted."""
-    with open(f"/proc/{pid}/status", "rb") as f:
-        for line in f:
-            if line.startswith(b"nonvoluntary_ctxt_switches:"):
-                return int(line.split()[1])
-    raise ValueError("no nonvoluntary_ctxt_switches")
-
-
-def _own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-@dataclass
-class _Snapshot:
-    wall_ns: int
-    own_cpu: float
-    proxy_cpu: float | None
-    mock_cpu: float | None
-    machine_busy: float | None  # every CPU's busy time, seconds (/proc/stat)
-    proxy_preempted: int | None  # nonvoluntary context switches of the proxy's main thread
 
 
 @dataclass
@@ -350,7 +275,7 @@ class _Generator:
         self.setup_seconds = 0.0
         self.setup_failed = 0
         self.setup_cpu: dict[str, float] = {}
-        self.snapshots: list[_Snapshot] = []
+        self.snapshots: list[Snapshot] = []
         self.memory: dict[str, dict[str, int]] = {}
         self.idle: dict[str, Any] = {}
         self.frame = bytearray(config.frame_bytes)
@@ -437,7 +362,7 @@ class _Generator:
         added = await self.setup(warm, cfg.sessions - warm, rest)
         self.setup_seconds = time.perf_counter() - start
         after = self._snapshot()
-        self.setup_cpu = _cpu_between(before, after)
+        self.setup_cpu = cpu_between(before, after)
         self.setup_cpu["sessions"] = len(added)
         self.sessions = ready + added
         self.progress(
@@ -453,12 +378,12 @@ class _Generator:
         first = self._snapshot()
         await asyncio.sleep(max(cfg.hold - 1.0, 0.0))
         self._memory("proxy_ready")
-        self.idle = _cpu_between(first, self._snapshot())
+        self.idle = cpu_between(first, self._snapshot())
         self.idle["sessions_open"] = sum(1 for s in self.sessions if s.open)
 
     def _memory(self, key: str) -> None:
         if self.config.proxy_pid is not None:
-            self.memory[key] = _try(tree_memory_kib, self.config.proxy_pid) or {}
+            self.memory[key] = try_pid(tree_memory_kib, self.config.proxy_pid) or {}
 
     # -- streaming --------------------------------------------------------------------------
 
@@ -529,15 +454,16 @@ class _Generator:
             f"worst round trip last second {worst:.1f} ms"
         )
 
-    def _snapshot(self) -> _Snapshot:
+    def _snapshot(self) -> Snapshot:
         cfg = self.config
-        return _Snapshot(
+        return Snapshot(
             time.perf_counter_ns(),
-            _own_cpu_seconds(),
-            _try(tree_cpu_seconds, cfg.proxy_pid),
-            _try(proc_cpu_seconds, cfg.mock_pid),
-            _try(machine_busy_seconds),
-            _try(proc_preempted, cfg.proxy_pid),
+            own_cpu_seconds(),
+            try_pid(tree_cpu_seconds, cfg.proxy_pid),
+            try_pid(proc_cpu_seconds, cfg.mock_pid),
+            try_pid(machine_busy_seconds),
+            try_pid(cpu_busy_seconds),
+            try_pid(proc_preempted, cfg.proxy_pid),
         )
 
     def _start_window(self, now_ns: int) -> None:
@@ -626,48 +552,14 @@ class _Generator:
         if len(self.snapshots) != 2:
             return {}
         a, b = self.snapshots
-        window = _cpu_between(a, b)
+        window = cpu_between(a, b)
         relayed = self.stats.sent + self.stats.received_in_window
         window["relayed_frames"] = relayed
-        window["proc_cpu_resolution_s"] = 1 / _CLK_TCK
+        window["proc_cpu_resolution_s"] = CLOCK_RESOLUTION_S
         cpu = window.get("proxy_cpu_seconds")
         if cpu is not None and relayed:
             window["proxy_cpu_us_per_frame"] = cpu * 1e6 / relayed
         return window
-
-
-def _cpu_between(a: _Snapshot, b: _Snapshot) -> dict[str, Any]:
-    """CPU use of the generator, the proxy, the mock and everything else between two snapshots."""
-    wall = (b.wall_ns - a.wall_ns) / 1e9
-    out: dict[str, Any] = {"seconds": wall}
-    if wall <= 0:
-        return out
-    out["loadgen_cpu_percent"] = 100.0 * (b.own_cpu - a.own_cpu) / wall
-    for name, before, after in (
-        ("proxy", a.proxy_cpu, b.proxy_cpu),
-        ("mock", a.mock_cpu, b.mock_cpu),
-    ):
-        if before is not None and after is not None:
-            out[f"{name}_cpu_seconds"] = after - before
-            out[f"{name}_cpu_percent"] = 100.0 * (after - before) / wall
-    if a.proxy_preempted is not None and b.proxy_preempted is not None:
-        out["proxy_preempted_per_s"] = (b.proxy_preempted - a.proxy_preempted) / wall
-    ours = [(a.own_cpu, b.own_cpu), (a.proxy_cpu, b.proxy_cpu), (a.mock_cpu, b.mock_cpu)]
-    if a.machine_busy is not None and b.machine_busy is not None:
-        others = b.machine_busy - a.machine_busy
-        others -= sum(y - x for x, y in ours if x is not None and y is not None)
-        out["other_processes_cpu_percent"] = max(0.0, 100.0 * others / wall)
-    return out
-
-
-def _try(fn: Callable[..., Any], *pid: int | None) -> Any:
-    """``fn(*pid)``, or None when the pid is unknown or ``/proc`` cannot tell (process gone)."""
-    if None in pid:
-        return None
-    try:
-        return fn(*pid)
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _percentiles(values: Sequence[float], points: Sequence[float]) -> dict[str, float]:

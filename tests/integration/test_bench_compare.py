@@ -249,3 +249,10 @@ def test_python_dash_m_compare_exit_status(run_files: dict[str, Path], tmp_path:
     )
     assert proc.returncode == 1, proc.stderr
     assert "regressed: 24k-300-c: proxy CPU µs per relayed frame" in proc.stdout
+
+
+def test_a_percentage_figure_is_compared_in_points() -> None:
+    base = {"metrics:metrics_overhead_pct": 1.0}
+    assert bench_compare.compare(base, {"metrics:metrics_overhead_pct": 3.5}, 10.0).ok
+    worse = bench_compare.compare(base, {"metrics:metrics_overhead_pct": 4.5}, 50.0)
+    assert [r.key for r in worse.regressions] == ["metrics:metrics_overhead_pct"]
