@@ -130,8 +130,11 @@ class ProxyServer:
     async def _flush_counters(self) -> None:
         while True:
             await asyncio.sleep(COUNTER_FLUSH_S)
-            for connection in list(self.connections):
-                connection.flush_counters()
+            self._flush_once()  # a helper: no loop variable outlives the flush across the sleep
+
+    def _flush_once(self) -> None:
+        for connection in list(self.connections):
+            connection.flush_counters()
 
     @property
     def port(self) -> int:

@@ -42,6 +42,10 @@ async def connect(config: Config, relay: Relay, ssl_context: ssl.SSLContext | No
     timeout_s = config.upstream_connect_timeout_ms / 1000.0
     headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
     secure = config.upstream_url.startswith("wss://")
+    # The same liveness rule as the client leg: an upstream that stops answering pings is
+    # dropped after ping_interval + min(ping_timeout, ping_interval) (then Error upstream_closed).
+    ping_idle_s = max(config.ping_interval_ms, 1) / 1000.0
+    ping_reply_s = min(config.ping_timeout_ms / 1000.0, ping_idle_s)
     try:
         async with asyncio.timeout(timeout_s):
             transport, _ = await ws_connect(
@@ -54,6 +58,9 @@ async def connect(config: Config, relay: Relay, ssl_context: ssl.SSLContext | No
                 read_buffer_init_size=UPSTREAM_READ_BUFFER,
                 logger_name="upstream",
                 max_redirects=0,
+                enable_auto_ping=config.ping_interval_ms > 0,
+                auto_ping_idle_timeout=ping_idle_s,
+                auto_ping_reply_timeout=ping_reply_s,
             )
     except TimeoutError:
         raise UpstreamConnectError(

@@ -301,7 +301,8 @@ class Sequencer(Emitter):
         if epoch is None:
             return False
         s.epochs[epoch].done = True
-        s.stats.turn_completed(status if status in COMPLETED_STATUSES else "incomplete")
+        known = isinstance(status, str) and status in COMPLETED_STATUSES  # status is raw JSON
+        s.stats.turn_completed(status if known else "incomplete")
         self.pump()
         return True
 

@@ -157,6 +157,12 @@ class MockBehaviour:
     vad_create_response: bool = True
     vad_interrupt_response: bool = True
 
+    # -- faults (tests/hardening)
+    withhold_events: frozenset[str] = frozenset()
+    """Event types this mock never sends, e.g. ``{"response.done"}`` for an upstream that never
+    ends its responses (PROTOCOL.md §6.7). Sends of them are recorded in
+    ``MockConnection.withheld`` and reported as successful."""
+
     # -- recording
     record_appends: bool | None = None
     """Record ``input_audio_buffer.append`` events (None: all but in echo mode)."""

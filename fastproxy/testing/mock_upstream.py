@@ -14,7 +14,10 @@ of §13 is scriptable per test::
 Reactions are scripted with hooks (``mock.on("response.create")``, ``mock.on_event``,
 ``conn.on_event``), queued reply specs (``replies=[FunctionCallReply("get_time"),
 AudioReply("It is noon.")]``) or direct sends (``conn.send(events.response_created("resp_1"))``,
-``conn.schedule(300, …)``, ``conn.close(1011, "boom")``, ``conn.reset()``).
+``conn.schedule(300, …)``, ``conn.close(1011, "boom")``, ``conn.reset()``). Faults for the
+hardening tests: ``conn.reset()`` (TCP RST mid-anything), ``conn.stop_reading()`` (an upstream
+that hangs: its socket buffers fill while the proxy writes) and
+``MockBehaviour(withhold_events={"response.done"})`` (an upstream that never ends a response).
 
 The handshake options need a hook picows' server does not offer (holding the upgrade request
 before the listener factory runs), so the server is built from picows' ``WSProtocol`` directly:

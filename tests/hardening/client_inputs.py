@@ -13,8 +13,8 @@ import copy
 import json
 from typing import Any
 
-from hypothesis import strategies as st
 from hardening_kit import deep_array, deep_object
+from hypothesis import strategies as st
 
 Path = tuple[str | int, ...]
 
@@ -195,7 +195,9 @@ JSON_VALUES = st.recursive(
     | st.integers(-(2**70), 2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 TYPE_NAMES = st.sampled_from([*TEMPLATES, "Settings", "settings", "", "Welcome", "Error", "x"])

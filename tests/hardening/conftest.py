@@ -2,8 +2,9 @@
 
 The Session harness (tests/unit/harness.py) and the end-to-end kit (tests/conformance/e2e_kit.py)
 are imported by module name, so their directories go on ``sys.path`` here. Every fuzz target
-counts the examples it ran in ``hardening_kit.FUZZ_COUNTS``; the terminal summary prints them, so
-a run reports "examples per target" (and the long run of README "Hardening" shows its totals).
+counts the examples it ran in ``hardening_kit.FUZZ_COUNTS`` and the chaos and soak tests put their
+figures in ``hardening_kit.REPORT``; the terminal summary prints both, so a run reports "examples
+per target", frames lost and leak figures (the long run of README "Hardening" shows its totals).
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ for _sub in ("unit", "conformance", "hardening"):
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    from hardening_kit import FUZZ_COUNTS
+    from hardening_kit import FUZZ_COUNTS, REPORT
 
-    if not FUZZ_COUNTS:
-        return
-    terminalreporter.section("hardening fuzz examples")
-    for target, count in sorted(FUZZ_COUNTS.items()):
-        terminalreporter.write_line(f"{target}: {count}")
+    if FUZZ_COUNTS:
+        terminalreporter.section("hardening fuzz examples")
+        for target, count in sorted(FUZZ_COUNTS.items()):
+            terminalreporter.write_line(f"{target}: {count}")
+    if REPORT:
+        terminalreporter.section("hardening figures")
+        for line in REPORT:
+            terminalreporter.write_line(line)

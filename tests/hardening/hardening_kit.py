@@ -29,14 +29,17 @@ from hypothesis import HealthCheck, settings
 from fastproxy.protocol import actions as A
 
 FUZZ_COUNTS: collections.Counter[str] = collections.Counter()
+REPORT: list[str] = []  # figures the socket-level tests report (chaos, soak), printed at the end
 _LONG = os.environ.get("FASTPROXY_FUZZ_EXAMPLES")
 
 
-def fuzz_settings(default_examples: int) -> Any:
+def fuzz_settings(default_examples: int, *, long_share: float = 1.0) -> Any:
     """hypothesis settings for one target: ``default_examples`` in the normal run,
-    ``FASTPROXY_FUZZ_EXAMPLES`` in the long run."""
+    ``FASTPROXY_FUZZ_EXAMPLES`` (times ``long_share`` for the costliest targets) in the long
+    run."""
+    examples = max(default_examples, int(int(_LONG) * long_share)) if _LONG else default_examples
     return settings(
-        max_examples=int(_LONG) if _LONG else default_examples,
+        max_examples=examples,
         deadline=None,
         suppress_health_check=[
             HealthCheck.too_slow,
@@ -110,9 +113,7 @@ CLIENT_CLOSES = {"unsupported_audio_format": 1008, "client_queue_overflow": 1008
 
 
 def _number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    )
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_client_message(obj: dict[str, Any]) -> None:

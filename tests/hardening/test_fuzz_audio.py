@@ -45,6 +45,7 @@ def _impls() -> list[ModuleType]:
 
 
 IMPLS = _impls()
+BOTH = " + ".join("compiled" if m.IMPLEMENTATION == "c" else "twin" for m in IMPLS)
 
 
 def _scan(frame: bytes) -> Any:
@@ -108,7 +109,7 @@ def _control_read(frame: bytes) -> tuple[str, str, bytes] | None:
 @fuzz_settings(400)
 @given(frame=delta_frames())
 def test_fuzz_scanner_never_misdecodes(frame: bytes) -> None:
-    count_example("delta scanner vs control decoder (compiled + twin)")
+    count_example(f"delta scanner vs control decoder ({BOTH})")
     fast = _scan(frame)
     if fast is not None:
         assert _control_read(frame) == tuple(fast), frame[:300]
@@ -117,13 +118,13 @@ def test_fuzz_scanner_never_misdecodes(frame: bytes) -> None:
 @fuzz_settings(200)
 @given(data=st.binary(min_size=1, max_size=2048), prefix=st.sampled_from([b"", b"{", b'{"type":"']))
 def test_fuzz_scanner_arbitrary_bytes(data: bytes, prefix: bytes) -> None:
-    count_example("delta scanner on arbitrary bytes (compiled + twin)")
+    count_example(f"delta scanner on arbitrary bytes ({BOTH})")
     fast = _scan(prefix + data)
     if fast is not None:
         assert _control_read(prefix + data) == tuple(fast)
 
 
-@fuzz_settings(60)
+@fuzz_settings(60, long_share=0.1)
 @given(
     pieces=st.lists(st.binary(min_size=1, max_size=256), min_size=1, max_size=4),
     size=st.sampled_from([1 << 20, 3 << 20]),
@@ -131,7 +132,7 @@ def test_fuzz_scanner_arbitrary_bytes(data: bytes, prefix: bytes) -> None:
 )
 def test_fuzz_scanner_large_frames(pieces: list[bytes], size: int, corrupt: int) -> None:
     """Megabyte deltas, intact and with one byte flipped anywhere (the grammar is linear-time)."""
-    count_example("delta scanner on 1-3 MiB frames (compiled + twin)")
+    count_example(f"delta scanner on 1-3 MiB frames ({BOTH})")
     pcm = (b"".join(pieces) * (size // sum(map(len, pieces)) + 1))[:size]
     frame = json.dumps(
         {
@@ -162,10 +163,12 @@ def _splits(data: bytes, cuts: list[int]) -> list[bytes]:
     cuts=st.lists(st.integers(0, 6000), max_size=30),
     max_bytes=st.integers(1, 3000),
 )
-def test_fuzz_input_path_end_to_end(rate: int, data: bytes, cuts: list[int], max_bytes: int) -> None:
+def test_fuzz_input_path_end_to_end(
+    rate: int, data: bytes, cuts: list[int], max_bytes: int
+) -> None:
     """§9.1/§9.2: client audio in any split → resampler → appends → JSON → decoded bytes equal
     the one-shot conversion; compiled and twin produce identical events."""
-    count_example("input path: split -> resample -> append framing (compiled + twin)")
+    count_example(f"input path: split -> resample -> append framing ({BOTH})")
     outputs = []
     for impl in IMPLS:
         resampler = impl.Resampler(rate, 24000)
@@ -189,7 +192,7 @@ def test_fuzz_input_path_end_to_end(rate: int, data: bytes, cuts: list[int], max
 def test_fuzz_output_path_end_to_end(rate: int, deltas: list[bytes]) -> None:
     """§9.4/§9.2: deltas → scanner → output resampler; the client bytes are the one-shot
     conversion of the concatenated audio, whatever the delta sizes (odd ones included)."""
-    count_example("output path: deltas -> scan -> resample (compiled + twin)")
+    count_example(f"output path: deltas -> scan -> resample ({BOTH})")
     outputs = []
     for impl in IMPLS:
         resampler = impl.Resampler(24000, rate)

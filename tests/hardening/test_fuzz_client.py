@@ -21,16 +21,18 @@ from client_inputs import (
     PLACEHOLDER,
     RAW_TOKENS,
     SETTINGS_PATHS,
+    TEMPLATES,
     WRONG_VALUES,
     client_text,
     encode_with_raw,
     mutate,
+    paths,
 )
 from hardening_kit import (
-    Harness,
     CLIENT_CLOSES,
     CLIENT_INPUT_ERRORS,
     CLIENT_INPUT_WARNINGS,
+    Harness,
     check_outcome,
     check_session_alive,
     count_example,
@@ -309,6 +311,34 @@ def test_every_settings_path_with_every_wrong_value(path: Any) -> None:
         _check_first_settings(h, out, path)
         follow_up(h)
     count_example("first Settings, every path x every wrong value (sweep)")
+
+
+_OTHER_PATHS = [
+    (name, path)
+    for name, template in TEMPLATES.items()
+    if name != "Settings"
+    for path in paths(template)
+]
+
+
+@pytest.mark.parametrize("phase", ["open", "ready"])
+@pytest.mark.parametrize(
+    ("name", "path"), _OTHER_PATHS, ids=[f"{n}.{'.'.join(map(str, p))}" for n, p in _OTHER_PATHS]
+)
+def test_every_client_message_path_with_every_wrong_value(name: str, path: Any, phase: str) -> None:
+    """Deterministic sweep: every field of every other client message type removed, or set to
+    every wrong value and raw token, before and in READY."""
+    template = TEMPLATES[name]
+    variants = [encode_with_raw(mutate(template, path, "delete"))]
+    variants += [encode_with_raw(mutate(template, path, "set", v)) for v in WRONG_VALUES]
+    variants += [encode_with_raw(mutate(template, path, "set", PLACEHOLDER), r) for r in RAW_TOKENS]
+    for data in variants:
+        h = make(phase)
+        if phase == "open":
+            feed(h, json.dumps(H.S0).encode())
+        feed(h, data)
+        follow_up(h)
+    count_example("other client messages, every path x every wrong value (sweep)")
 
 
 # --------------------------------------------------------------------------------------------

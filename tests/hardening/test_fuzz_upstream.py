@@ -17,6 +17,8 @@ from typing import Any
 
 import harness as H
 import pytest
+from client_inputs import mutate
+from client_inputs import paths as paths_of
 from hardening_kit import (
     Harness,
     check_outcome,
@@ -121,15 +123,21 @@ def test_fuzz_upstream_events(setup: str, events: list[bytes]) -> None:
 @pytest.mark.parametrize("setup", SETUPS)
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_every_event_type_without_each_field(setup: str, name: str) -> None:
-    """Deterministic sweep: every event type, valid, then with each top-level field removed,
-    then with each set to null, to an array and to a deep array."""
+    """Deterministic sweep: every event type, valid, then with each top-level field removed or
+    set to a value of each JSON type, and each nested field (to depth 3: ``response.status``,
+    ``error.code``, ``item.id`` ...) removed or set to null, an array or an object."""
     template = TEMPLATES[name]
     variants = [template]
     for key in template:
         if key != "type":
             variants.append({k: v for k, v in template.items() if k != key})
-            for value in (None, [1, {}], 1e300, "\u0000", {"type": "x"}):
+            for value in (None, [1, {}], 1e300, "\u0000", {"type": "x"}, True, -1):
                 variants.append({**template, key: value})
+    for path in paths_of(template):
+        if 1 < len(path) <= 3:
+            variants.append(mutate(template, path, "delete"))
+            for value in (None, [1, {}], {"type": "x"}):
+                variants.append(mutate(template, path, "set", value))
     for variant in variants:
         h = make(setup)
         codes: set[str] = set()
@@ -161,5 +169,20 @@ def test_invalid_utf8_in_an_ignored_field_is_invalid_json() -> None:
     h.upstream(b'{"type":"response.created","response":{"id":"resp_9"},"x":"\xff"}')
     assert new_client_json(h, mark) == []
     assert h.stats.violations["invalid_upstream_json"] == 2
+    assert not h.session.s.active
+    follow_up(h)
+
+
+@pytest.mark.parametrize("status", [[], {}, ["completed"], {"a": 1}, None, 7, "weird"])
+def test_response_done_with_a_status_of_any_type(status: Any) -> None:
+    """Found by the long fuzz run: ``response.done`` whose ``response.status`` was a JSON array
+    or object hit ``status in COMPLETED_STATUSES`` (a frozenset) with an unhashable value and
+    cost the connection an ``internal_error``. Any non-status value now counts as turn
+    completed ``incomplete``; the slot frees as usual (T13)."""
+    h = make("streaming")
+    event = {"type": "response.done", "response": {"id": "resp_1", "status": status}}
+    h.upstream(encode(event))
+    check_session_alive(h)
+    assert h.stats.turns_completed == {"incomplete": 1}
     assert not h.session.s.active
     follow_up(h)

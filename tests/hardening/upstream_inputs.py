@@ -26,7 +26,6 @@ PCM = bytes(range(256)) * 4  # 1024 bytes, 512 samples
 def _templates() -> dict[str, dict[str, Any]]:
     item = ev.message_item("item_a1", "assistant", "Hi")
     call_item = ev.function_call_item("item_f1", "call_1", "get_time", "{}")
-    user_item = ev.user_audio_item("item_u1", "hello")
     t: dict[str, dict[str, Any]] = {
         "session.created": ev.session_created(ev.session_object()),
         "session.updated": ev.session_updated(ev.session_object()),
