@@ -268,6 +268,8 @@ class Metrics:
 class MetricsStats(SessionStats):
     """The Session's counting hook, exporting to Prometheus (keeps the base tallies too)."""
 
+    __slots__ = ("metrics",)
+
     def __init__(self, metrics: Metrics) -> None:
         super().__init__()
         self.metrics = metrics

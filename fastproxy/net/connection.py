@@ -38,6 +38,7 @@ from fastproxy.protocol.stats import SessionStats
 if TYPE_CHECKING:
     from fastproxy.config import Config
     from fastproxy.metrics import Metrics, RelayCounters
+    from fastproxy.protocol.options import SessionOptions
 
 log = logging.getLogger("fastproxy.connection")
 
@@ -79,13 +80,16 @@ class Connection:
         on_finished: Callable[[Connection], None],
         ssl_context: ssl.SSLContext | None = None,
         metrics: Metrics | None = None,
+        options: SessionOptions | None = None,
     ) -> None:
         self.config = config
         self.connection_id = connection_id
         self.trace_id = trace_id
         self.peer = peer
         self.loop = asyncio.get_running_loop()
-        self.session = Session(config.session_options(), connection_id=connection_id, stats=stats)
+        self.session = Session(
+            options or config.session_options(), connection_id=connection_id, stats=stats
+        )
         self.relay = Relay(
             self,
             config.max_client_message_bytes,

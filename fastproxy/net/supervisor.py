@@ -116,8 +116,9 @@ def worker_main() -> int:
     _tag_log_records(job.index)
     import uvloop
 
-    from fastproxy.net.server import serve
+    from fastproxy.net.server import serve, tune_gc
 
+    tune_gc()
     return uvloop.run(serve(config, worker=WorkerContext(job.index, job.metrics_dir)))
 
 

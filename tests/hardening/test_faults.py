@@ -215,6 +215,28 @@ def test_upstream_stops_reading_while_client_streams(loop_kind: str) -> None:
     run(_upstream_stops_reading(loop_kind), loop_kind, timeout=30)
 
 
+async def _upstream_goes_silent(loop_kind: str) -> None:
+    """An idle session whose upstream hangs (reads nothing, answers no ping): the proxy pings
+    the upstream leg too, so the dead upstream is found within ping_interval_ms +
+    min(ping_timeout_ms, ping_interval_ms) even with no audio flowing: Error upstream_closed,
+    client 1011, both legs torn down."""
+    async with HEnv(loop_kind, ping_interval_ms=200, ping_timeout_ms=200) as e:
+        c = await e.ready()
+        conn = c.conn
+        c.up.stop_reading()
+        t0 = now()
+        await expect_error_and_close(c, "upstream_closed", 1011)
+        assert now() - t0 < 2.5, now() - t0
+        await wait_torn_down(e, [conn], timeout=5)
+        assert conn.outcome == "upstream_failed"
+        assert e.metric("fastproxy_sessions_total", outcome="upstream_failed") == 1
+
+
+@LOOPS
+def test_silent_upstream_is_detected_by_ping(loop_kind: str) -> None:
+    run(_upstream_goes_silent(loop_kind), loop_kind, timeout=30)
+
+
 # --------------------------------------------------------------------------------------------
 # the client fails
 
@@ -313,6 +335,11 @@ async def _deep_json_at_debug(loop_kind: str) -> None:
         c.up.send_raw_text(b'{"x":' + deep_array(5000).encode() + b',"type":"error"}')
         c.send(INJECT)
         await c.wait_type("ConversationText")
+        # the two legs are separate sockets: the upstream's message may be read after the reply
+        for _ in range(200):  # polled: no client message marks the upstream one's arrival
+            if c.stats.violations["invalid_upstream_json"]:
+                break
+            await asyncio.sleep(0.01)
         assert not c.closed and c.types(mark) == ["Error", "ConversationText", "History"]
         assert c.stats.violations["invalid_upstream_json"] == 1
 
