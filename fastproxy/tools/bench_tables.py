@@ -199,7 +199,8 @@ def format_summary(summary: dict[str, Any], results: Sequence[dict[str, Any]]) -
             )
         lines.append(
             f"  session setups: {setup['rate_per_s']:.0f}/s over {setup['sessions']} "
-            f"(target >= 2000/s: {'met' if setup['target_met'] else 'not met'}); limited by "
+            f"(target >= 2000/s or the load generator's limit: "
+            f"{setup.get('verdict', 'met' if setup['target_met'] else 'not met')}); limited by "
             f"{setup['limited_by']}{extra}"
         )
     noisy = [r for r in results if _mark(r)]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fastproxy.tools import bench, bench_profile
+from fastproxy.tools import bench, bench_profile, bench_report
 from fastproxy.tools.bench_options import GROUPS
 from fastproxy.tools.bench_scenario import Scenario, worst_case_seconds
 from fastproxy.tools.loadgen import frame_bytes, settings_message
@@ -133,3 +133,28 @@ def test_plot_from_a_saved_run(tmp_path: Path) -> None:
     out = tmp_path / "p.png"
     plot(make_doc()["results"], str(out), title="synthetic")
     assert out.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("rate", "proxy_core", "load_core", "verdict"),
+    [
+        (2100.0, 90.0, 90.0, "met"),
+        (1200.0, 60.0, 99.0, "at the load generator's limit"),  # only the load side saturated
+        (1200.0, 95.0, 99.0, "not met"),  # the proxy's core is saturated too
+        (1200.0, 95.0, 40.0, "not met"),  # the proxy is the limit
+    ],
+)
+def test_setup_target_names_who_set_the_limit(
+    rate: float, proxy_core: float, load_core: float, verdict: str
+) -> None:
+    run = {
+        "scenario": {"kind": "idle", "group": "setup", "sessions": 2000},
+        "setup_rate_per_s": rate,
+        "setup_proxy_cpu_us_per_session": 700.0,
+        "setup_proxy_core_busy_percent": proxy_core,
+        "setup_load_core_busy_percent": load_core,
+    }
+    setup = bench_report.summarize_run([run])["setup"]
+    assert setup["verdict"] == verdict
+    assert setup["target_met"] is (verdict != "not met")
+    assert round(setup["projected_proxy_setups_per_core"]) == 1429
