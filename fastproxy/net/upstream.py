@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import ssl
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,12 @@ def default_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+@functools.cache
+def _picows_logger() -> logging.LoggerAdapter[logging.Logger]:
+    """picows' logger for upstream legs: an adapter, so no child Logger per connection."""
+    return logging.LoggerAdapter(logging.getLogger("picows.upstream"))
+
+
 async def connect(config: Config, relay: Relay, ssl_context: ssl.SSLContext | None) -> WSTransport:
     """Connect the relay's upstream listener; its ``on_ws_connected`` reports the open."""
     timeout_s = config.upstream_connect_timeout_ms / 1000.0
@@ -56,7 +63,7 @@ async def connect(config: Config, relay: Relay, ssl_context: ssl.SSLContext | No
                 websocket_handshake_timeout=timeout_s,
                 max_frame_size=config.max_upstream_message_bytes,
                 read_buffer_init_size=UPSTREAM_READ_BUFFER,
-                logger_name="upstream",
+                logger_name=_picows_logger(),
                 max_redirects=0,
                 enable_auto_ping=config.ping_interval_ms > 0,
                 auto_ping_idle_timeout=ping_idle_s,
