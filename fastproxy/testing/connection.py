@@ -53,6 +53,7 @@ from .scripts import (
     say_exactly_text,
 )
 from .speech import EnergyVad
+from .waiters import Waiters
 
 if TYPE_CHECKING:
     from .mock_upstream import MockUpstream
@@ -178,7 +179,7 @@ class MockConnection(WSListener):
         self._reply_tasks: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
-        self._waiters: list[tuple[Callable[[MockConnection], Any], asyncio.Future[Any]]] = []
+        self._waiters: Waiters[MockConnection] = Waiters(self)
         self._vad: EnergyVad | None = None
         self._speech_item: str | None = None
         self._speech_start_ms = 0
@@ -245,22 +246,14 @@ class MockConnection(WSListener):
     ) -> T:
         """Wait until ``predicate(conn)`` is truthy (re-checked on every message and on close)
         and return its value. Raises ``TimeoutError`` naming what was received."""
-        value = predicate(self)
-        if value:
-            return value
-        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        waiter: tuple[Callable[[MockConnection], Any], asyncio.Future[Any]] = (predicate, fut)
-        self._waiters.append(waiter)
-        try:
-            return await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            raise TimeoutError(
-                f"mock connection #{self.index}: condition not met within {timeout}s; "
-                f"received types: {self.event_types()[-40:]}, closed={self.closed}"
-            ) from None
-        finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
+        return await self._waiters.wait(
+            predicate,
+            timeout,
+            lambda: (
+                f"mock connection #{self.index} (received types: "
+                f"{self.event_types()[-40:]}, closed={self.closed})"
+            ),
+        )
 
     async def wait_for_event(
         self,
@@ -278,17 +271,7 @@ class MockConnection(WSListener):
         await self.wait_for(lambda c: c.closed, timeout)
 
     def _notify(self) -> None:
-        if self._waiters:
-            for predicate, fut in list(self._waiters):
-                if fut.done():
-                    continue
-                try:
-                    value = predicate(self)
-                except Exception as exc:
-                    fut.set_exception(exc)
-                    continue
-                if value:
-                    fut.set_result(value)
+        self._waiters.notify()
         self.mock._notify()
 
     # ------------------------------------------------------------------ ids

@@ -76,6 +76,7 @@ from .scripts import (
     ReplySpec,
     TextReply,
 )
+from .waiters import Waiters
 
 __all__ = [
     "AudioReply",
@@ -254,7 +255,7 @@ class MockUpstream:
         self.closed = 0
         self._handlers: dict[str, list[EventHook]] = {}
         self._protocols: set[_Protocol] = set()
-        self._waiters: list[tuple[Callable[[MockUpstream], Any], asyncio.Future[Any]]] = []
+        self._waiters: Waiters[MockUpstream] = Waiters(self)
         self._server: asyncio.AbstractServer | None = None
         self._accepted_total = 0
 
@@ -316,9 +317,7 @@ class MockUpstream:
         if server is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
-        for _predicate, fut in self._waiters:
-            if not fut.done():
-                fut.cancel()
+        self._waiters.cancel_all()
         if raise_hook_errors and self.hook_errors:
             first = self.hook_errors[0]
             raise MockHookError(
@@ -373,23 +372,14 @@ class MockUpstream:
     ) -> T:
         """Wait until ``predicate(mock)`` is truthy (re-checked on every message, connect and
         close) and return its value."""
-        value = predicate(self)
-        if value:
-            return value
-        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        waiter: tuple[Callable[[MockUpstream], Any], asyncio.Future[Any]] = (predicate, fut)
-        self._waiters.append(waiter)
-        try:
-            return await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            raise TimeoutError(
-                f"mock upstream: condition not met within {timeout}s "
-                f"(tcp_accepted={self.tcp_accepted}, opened={self.opened}, "
+        return await self._waiters.wait(
+            predicate,
+            timeout,
+            lambda: (
+                f"mock upstream (tcp_accepted={self.tcp_accepted}, opened={self.opened}, "
                 f"closed={self.closed}, refused={self.refused})"
-            ) from None
-        finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
+            ),
+        )
 
     async def wait_for(
         self, predicate: Callable[[MockConnection], Any], timeout: float = 5.0
@@ -416,18 +406,7 @@ class MockUpstream:
         return await self.wait_until(check, timeout)
 
     def _notify(self) -> None:
-        if not self._waiters:
-            return
-        for predicate, fut in list(self._waiters):
-            if fut.done():
-                continue
-            try:
-                value = predicate(self)
-            except Exception as exc:
-                fut.set_exception(exc)
-                continue
-            if value:
-                fut.set_result(value)
+        self._waiters.notify()
 
     # ------------------------------------------------------------------ server plumbing
 

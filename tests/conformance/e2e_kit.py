@@ -43,6 +43,7 @@ from fastproxy.net.server import ProxyServer
 from fastproxy.protocol import actions as act
 from fastproxy.testing import MockBehaviour, MockConnection, MockUpstream
 from fastproxy.testing.scripts import Pause
+from fastproxy.testing.waiters import Waiters
 
 T = TypeVar("T")
 Event = dict[str, Any]
@@ -299,7 +300,7 @@ class Client(WSListener):  # type: ignore[misc]
         self.request_id: str | None = None
         self._frag_kind: str | None = None
         self._frag = bytearray()
-        self._waiters: list[tuple[Callable[[Client], Any], asyncio.Future[Any]]] = []
+        self._waiters: Waiters[Client] = Waiters(self)
         self._writable: asyncio.Event | None = None
         self.answer_close = True  # False: ignore the peer's close frame (§3.6 2000 ms rule)
 
@@ -375,16 +376,7 @@ class Client(WSListener):  # type: ignore[misc]
         self._notify()
 
     def _notify(self) -> None:
-        for predicate, fut in list(self._waiters):
-            if fut.done():
-                continue
-            try:
-                value = predicate(self)
-            except Exception as exc:  # a broken predicate fails the wait, not the loop
-                fut.set_exception(exc)
-                continue
-            if value:
-                fut.set_result(value)
+        self._waiters.notify()
 
     # -- sending ----------------------------------------------------------------------------------
 
@@ -467,21 +459,14 @@ class Client(WSListener):  # type: ignore[misc]
     # -- waiting ----------------------------------------------------------------------------------
 
     async def wait(self, predicate: Callable[[Client], T | None], timeout: float = 5.0) -> T:
-        value = predicate(self)
-        if value:
-            return value
-        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        waiter = (predicate, fut)
-        self._waiters.append(waiter)
-        try:
-            return await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            raise TimeoutError(
-                f"client: condition not met within {timeout}s; received {self.types()[-40:]}, "
-                f"close={self.close_code} {self.close_reason!r}"
-            ) from None
-        finally:
-            self._waiters.remove(waiter)
+        return await self._waiters.wait(
+            predicate,
+            timeout,
+            lambda: (
+                f"client (received {self.types()[-40:]}, "
+                f"close={self.close_code} {self.close_reason!r})"
+            ),
+        )
 
     async def wait_type(
         self, type_: str, count: int = 1, since: int = 0, timeout: float = 5.0
