@@ -37,6 +37,24 @@ from typing import Any, TypeVar
 
 import msgspec
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+from spec_examples import DEFAULT_SESSION as DEFAULT_SESSION
+from spec_examples import PCM24 as PCM24
+from spec_examples import S0 as S0
+from spec_examples import SEMANTIC_VAD as SEMANTIC_VAD
+from spec_examples import SERVER_VAD as SERVER_VAD
+from spec_examples import TRANSCRIPTION as TRANSCRIPTION
+from spec_examples import Z as Z
+from spec_examples import (
+    audio_delta,
+    error_event,
+    function_call_arguments_done,
+    response_created,
+    response_done,
+)
+from spec_examples import audio_done as audio_done
+from spec_examples import text_done as text_done
+from spec_examples import transcript_delta as transcript_delta
+from spec_examples import transcript_done as transcript_done
 
 from fastproxy.config import SETTINGS, load_config
 from fastproxy.net.server import ProxyServer
@@ -58,34 +76,15 @@ SPEC_QUIET_S = 0.5
 API_KEY = "sk-test"
 
 # --------------------------------------------------------------------------------------------
-# constants and builders (§13.1)
+# constants and builders (§13.1); the ones the unit suite uses too come from tests/spec_examples.py
+# and are re-exported from here (S0, PCM24, SERVER_VAD, ..., and the builders below)
 
-S0: Event = {"type": "Settings", "agent": {"think": {"prompt": "Be brief."}}}
-PCM24: Event = {"type": "audio/pcm", "rate": 24000}
-SERVER_VAD: Event = {
-    "type": "server_vad",
-    "threshold": 0.5,
-    "prefix_padding_ms": 300,
-    "silence_duration_ms": 200,
-    "create_response": True,
-    "interrupt_response": True,
-}
-SEMANTIC_VAD: Event = {
-    "type": "semantic_vad",
-    "eagerness": "auto",
-    "create_response": True,
-    "interrupt_response": True,
-}
-TRANSCRIPTION: Event = {"model": "gpt-4o-transcribe", "language": "en", "prompt": ""}
-DEFAULT_SESSION: Event = {
-    "type": "realtime",
-    "model": "gpt-realtime",
-    "instructions": "",
-    "audio": {
-        "input": {"format": PCM24, "transcription": TRANSCRIPTION, "turn_detection": SERVER_VAD},
-        "output": {"format": PCM24},
-    },
-}
+created = response_created
+done = response_done
+delta = audio_delta
+fcall = function_call_arguments_done
+upstream_error = error_event
+
 SUPPORTED_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
@@ -111,93 +110,12 @@ def A(n: int, offset: int = 0) -> bytes:
     return (_PATTERN * reps)[offset : offset + n] if reps > 1 else _PATTERN[offset : offset + n]
 
 
-def Z(n: int) -> bytes:
-    return bytes(n)
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def created(rid: str) -> Event:
-    return {"type": "response.created", "response": {"id": rid, "status": "in_progress"}}
-
-
-def done(rid: str, status: str = "completed") -> Event:
-    return {"type": "response.done", "response": {"id": rid, "status": status}}
-
-
-def delta(rid: str, iid: str, pcm: bytes) -> Event:
-    return {
-        "type": "response.output_audio.delta",
-        "response_id": rid,
-        "item_id": iid,
-        "output_index": 0,
-        "content_index": 0,
-        "delta": b64(pcm),
-    }
-
-
-def _part(type_: str, rid: str, iid: str, **kw: Any) -> Event:
-    return {
-        "type": type_,
-        "response_id": rid,
-        "item_id": iid,
-        "output_index": 0,
-        "content_index": 0,
-        **kw,
-    }
-
-
-def audio_done(rid: str, iid: str) -> Event:
-    return _part("response.output_audio.done", rid, iid)
-
-
-def transcript_done(rid: str, iid: str, text: str) -> Event:
-    return _part("response.output_audio_transcript.done", rid, iid, transcript=text)
-
-
-def transcript_delta(rid: str, iid: str, text: str) -> Event:
-    return _part("response.output_audio_transcript.delta", rid, iid, delta=text)
-
-
-def text_done(rid: str, iid: str, text: str) -> Event:
-    return _part("response.output_text.done", rid, iid, text=text)
-
-
-def fcall(rid: str, iid: str, call_id: str, name: str, arguments: str = "{}") -> Event:
-    return {
-        "type": "response.function_call_arguments.done",
-        "response_id": rid,
-        "item_id": iid,
-        "output_index": 0,
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-    }
-
-
 def speech_started(item_id: str = "item_u1", ms: int = 1000) -> Event:
     return {"type": "input_audio_buffer.speech_started", "audio_start_ms": ms, "item_id": item_id}
 
 
 def speech_stopped(item_id: str = "item_u1", ms: int = 2400) -> Event:
     return {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": ms, "item_id": item_id}
-
-
-def upstream_error(
-    code: str | None, message: str | None, event_id: str | None = None, type_: str | None = None
-) -> Event:
-    err: Event = {}
-    if type_ is not None:
-        err["type"] = type_
-    if code is not None:
-        err["code"] = code
-    if message is not None:
-        err["message"] = message
-    if event_id is not None:
-        err["event_id"] = event_id
-    return {"type": "error", "error": err}
 
 
 def item_added(item_id: str, item_type: str = "message", **fields: Any) -> Event:

@@ -15,6 +15,16 @@ from e2e_kit import (
     up_of,
     up_types,
 )
+from spec_examples import (
+    P74_CASES,
+    P78_SESSION_UPDATE,
+    P78_UPDATE_SPEAK,
+    P79_WARNING,
+    P125_TIMEOUT_TRIGGERED,
+    SUPPORTED_CLIENT_TYPES,
+    prompt_update,
+    scripted_create,
+)
 
 PLEASE_HOLD_ITEM = {
     "type": "conversation.item.create",
@@ -25,27 +35,7 @@ PLEASE_HOLD_ITEM = {
         "content": [{"type": "output_text", "text": "Please hold."}],
     },
 }
-PLEASE_HOLD_CREATE = {
-    "type": "response.create",
-    "response": {
-        "conversation": "none",
-        "instructions": "Say exactly the following text, word for word, and nothing else:\n"
-        "Please hold.",
-    },
-}
-SUPPORTED = (
-    "Settings",
-    "UpdatePrompt",
-    "UpdateSpeak",
-    "InjectUserMessage",
-    "InjectAgentMessage",
-    "FunctionCallResponse",
-    "KeepAlive",
-)
-
-
-def prompt_update(instructions):
-    return {"type": "session.update", "session": {"type": "realtime", "instructions": instructions}}
+PLEASE_HOLD_CREATE = scripted_create("Please hold.")
 
 
 async def test_p71_keepalive(env):
@@ -71,7 +61,7 @@ async def test_p72_unknown_types(env):
         for err, name in zip(errors, ("CustomProbe", "(missing)", "UpdateThink"), strict=True):
             assert err["code"] == "disallowed_client_message_type"
             assert name in err["description"]
-            for supported in SUPPORTED:
+            for supported in SUPPORTED_CLIENT_TYPES:
                 assert supported in err["description"]
         assert c.up.received_total == before
         assert not c.closed
@@ -98,13 +88,7 @@ async def test_p73_malformed_json(env):
 
 
 async def test_p74_invalid_fields(env):
-    cases = [
-        ({"type": "InjectUserMessage"}, "content"),
-        ({"type": "InjectUserMessage", "content": 5}, "content"),
-        ({"type": "FunctionCallResponse", "content": "x"}, "id"),
-        ({"type": "UpdatePrompt"}, "prompt"),
-        ({"type": "InjectAgentMessage", "message": "  "}, "message"),
-    ]
+    cases = P74_CASES
     async with env() as e:
         c = await e.ready()
         mark = c.mark()
@@ -183,19 +167,9 @@ async def test_p78_update_speak(env):
     async with env() as e:
         c = await e.ready()
         mark = c.mark()
-        c.send(
-            {"type": "UpdateSpeak", "speak": {"provider": {"type": "open_ai", "voice": "marin"}}}
-        )
+        c.send(P78_UPDATE_SPEAK)
         await c.wait_type("SpeakUpdated", since=mark)
-        assert up_of(c.up, "session.update")[1] == {
-            "type": "session.update",
-            "session": {
-                "type": "realtime",
-                "audio": {
-                    "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin"}
-                },
-            },
-        }
+        assert up_of(c.up, "session.update")[1] == P78_SESSION_UPDATE
         assert c.json(mark) == [{"type": "SpeakUpdated"}]
 
 
@@ -204,15 +178,9 @@ async def test_p79_update_speak_rejected(env):
         e.answer_updates(reject={1: ("cannot_update_voice", "Voice cannot be changed after audio")})
         c = await e.ready()
         mark = c.mark()
-        c.send(
-            {"type": "UpdateSpeak", "speak": {"provider": {"type": "open_ai", "voice": "marin"}}}
-        )
+        c.send(P78_UPDATE_SPEAK)
         warning = await c.wait_type("Warning", since=mark)
-        assert warning == {
-            "type": "Warning",
-            "description": "Voice cannot be changed after audio",
-            "code": "cannot_update_voice",
-        }
+        assert warning == P79_WARNING
         await e.quiet(c)
         assert c.types(mark) == ["Warning"]
 
@@ -336,14 +304,7 @@ async def test_p124_rejected_prompt_leaves_the_instructions(env):
 async def test_p125_lost_speech_stopped_does_not_block_injections(env):
     clear = {
         "a": [{"type": "input_audio_buffer.committed", "item_id": "item_u1"}],
-        "b": [
-            {
-                "type": "input_audio_buffer.timeout_triggered",
-                "audio_start_ms": 0,
-                "audio_end_ms": 5000,
-                "item_id": "item_u1",
-            }
-        ],
+        "b": [P125_TIMEOUT_TRIGGERED],
         "c": [created("resp_1"), done("resp_1")],
     }
     async with env(confirming=True) as e:

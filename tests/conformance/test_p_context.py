@@ -15,6 +15,14 @@ from e2e_kit import (
     up_times,
     up_types,
 )
+from spec_examples import (
+    P85_SETTINGS,
+    P86_ITEMS,
+    P86_SETTINGS,
+    P90_CLIENT_TYPES,
+    P91_FUNCTION_CALL_HISTORY,
+    scripted_create,
+)
 
 
 def user(item_id, text):
@@ -46,21 +54,9 @@ def settings_with(agent):
 
 
 async def test_p85_context_items(env):
-    settings = settings_with(
-        {
-            "think": {"prompt": "Help."},
-            "context": {
-                "messages": [
-                    {"type": "History", "role": "user", "content": "Hello"},
-                    {"type": "History", "role": "assistant", "content": "Hi there!"},
-                    {"type": "History", "role": "system", "content": "x"},
-                ]
-            },
-        }
-    )
     async with env() as e:
         answered = e.answer_updates(delay_ms=50)
-        c = await e.ready(settings)
+        c = await e.ready(P85_SETTINGS)
         u = c.up
         await u.wait_for_event("conversation.item.create", nth=2)
         await e.quiet(c, u)
@@ -81,52 +77,12 @@ async def test_p85_context_items(env):
 
 
 async def test_p86_context_with_function_calls(env):
-    settings = settings_with(
-        {
-            "context": {
-                "messages": [
-                    {"type": "History", "role": "user", "content": "Time?"},
-                    {
-                        "type": "History",
-                        "function_calls": [
-                            {
-                                "id": "call_9",
-                                "name": "get_time",
-                                "client_side": True,
-                                "arguments": "{}",
-                                "response": '{"time":"09:00"}',
-                            }
-                        ],
-                    },
-                ]
-            }
-        }
-    )
     async with env() as e:
-        c = await e.ready(settings)
+        c = await e.ready(P86_SETTINGS)
         u = c.up
         await u.wait_for_event("conversation.item.create", nth=2)
         assert up_of(u, "conversation.item.create") == [
-            user("fp_1", "Time?"),
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "id": "fp_2",
-                    "type": "function_call",
-                    "call_id": "call_9",
-                    "name": "get_time",
-                    "arguments": "{}",
-                },
-            },
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "id": "fp_3",
-                    "type": "function_call_output",
-                    "call_id": "call_9",
-                    "output": '{"time":"09:00"}',
-                },
-            },
+            {"type": "conversation.item.create", "item": item} for item in P86_ITEMS
         ]
 
 
@@ -183,28 +139,12 @@ async def test_p90_spoken_greeting(env):
         await c.wait_type("AgentAudioDone")
         await e.quiet(c, c.up)
         kinds = [t for t in c.types() if t != "History"]
-        assert kinds == [
-            "Welcome",
-            "SettingsApplied",
-            "ConversationText",
-            "AgentStartedSpeaking",
-            "<binary>",
-            "AgentAudioDone",
-        ]
+        assert kinds == P90_CLIENT_TYPES
         assert c.of("ConversationText") == [
             {"type": "ConversationText", "role": "assistant", "content": "Hi!"}
         ]
         assert c.binaries() == [pcm]
-        assert up_of(c.up, "response.create") == [
-            {
-                "type": "response.create",
-                "response": {
-                    "conversation": "none",
-                    "instructions": "Say exactly the following text, word for word, and "
-                    "nothing else:\nHi!",
-                },
-            }
-        ]
+        assert up_of(c.up, "response.create") == [scripted_create("Hi!")]
         assert "conversation.item.create" not in up_types(c.up)
 
 
@@ -245,21 +185,7 @@ async def test_p91_history_messages(env):
         )
         after(echo, {"type": "History", "role": "user", "content": "What time is it?"})
         thinking = max(i for i, t in enumerate(types) if t == "AgentThinking")
-        after(
-            thinking,
-            {
-                "type": "History",
-                "function_calls": [
-                    {
-                        "id": "call_1",
-                        "name": "get_time",
-                        "client_side": True,
-                        "arguments": "{}",
-                        "response": '{"time":"12:00"}',
-                    }
-                ],
-            },
-        )
+        after(thinking, P91_FUNCTION_CALL_HISTORY)
         answer = msgs.index(
             {"type": "ConversationText", "role": "assistant", "content": "It is noon."}
         )

@@ -14,18 +14,8 @@ from e2e_kit import (
     up_events,
     up_of,
 )
+from spec_examples import P116_ANSWER, P116_CLIENT_TYPES, P116_SETTINGS
 from test_p_barge_in import barge_in_p102
-
-FUNCTIONS = {
-    "type": "Settings",
-    "agent": {
-        "think": {
-            "prompt": "Be brief.",
-            "functions": [{"name": "get_current_time", "parameters": {"type": "object"}}],
-        }
-    },
-}
-ANSWER = '{"time":"12:00"}'
 
 
 async def run_p116(e):
@@ -44,12 +34,12 @@ async def run_p116(e):
             done("resp_2"),
         ],
     )
-    c = await e.ready(FUNCTIONS)
+    c = await e.ready(P116_SETTINGS)
     mark = c.mark()
     c.send({"type": "InjectUserMessage", "content": "What time is it?"})
     request = await c.wait_type("FunctionCallRequest", since=mark)
     assert request["functions"][0]["id"] == "call_1"
-    c.send({"type": "FunctionCallResponse", "id": "call_1", "content": ANSWER})
+    c.send({"type": "FunctionCallResponse", "id": "call_1", "content": P116_ANSWER})
     await c.wait_type("ConversationText", count=2, since=mark)
     await c.wait_type("AgentAudioDone", count=2, since=mark)
     await e.quiet(c, c.up)
@@ -78,23 +68,14 @@ async def test_p116_function_call_round_trip(env):
                     "id": "fp_2",
                     "type": "function_call_output",
                     "call_id": "call_1",
-                    "output": ANSWER,
+                    "output": P116_ANSWER,
                 },
             },
             {"type": "response.create"},
         ]
         assert up_events(u)[0]["type"] == "session.update"
         order = [t for t in c.types(mark) if t != "History"]
-        assert order == [
-            "ConversationText",
-            "FunctionCallRequest",
-            "AgentAudioDone",
-            "AgentThinking",
-            "AgentStartedSpeaking",
-            "<binary>",
-            "AgentAudioDone",
-            "ConversationText",
-        ]
+        assert order == P116_CLIENT_TYPES
         texts = c.of("ConversationText", mark)
         assert texts[0] == {
             "type": "ConversationText",
@@ -131,7 +112,7 @@ async def test_p120_repeated_function_result_adds_no_turn(env):
         c, _, _ = await run_p116(e)
         u = c.up
         mark = c.mark()
-        c.send({"type": "FunctionCallResponse", "id": "call_1", "content": ANSWER})
+        c.send({"type": "FunctionCallResponse", "id": "call_1", "content": P116_ANSWER})
         await u.wait_for_event("conversation.item.create", nth=2)
         await c.wait_type("History", since=mark)
         await e.quiet(c, u, window=SPEC_QUIET_S)
@@ -142,7 +123,7 @@ async def test_p120_repeated_function_result_adds_no_turn(env):
                 "id": "fp_3",
                 "type": "function_call_output",
                 "call_id": "call_1",
-                "output": ANSWER,
+                "output": P116_ANSWER,
             },
         }
         assert len(up_of(u, "response.create")) == 2
@@ -156,7 +137,7 @@ async def test_p120_repeated_function_result_adds_no_turn(env):
                         "name": "get_current_time",
                         "client_side": True,
                         "arguments": "{}",
-                        "response": ANSWER,
+                        "response": P116_ANSWER,
                     }
                 ],
             },

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 
 from e2e_kit import (
     DEFAULT_SESSION,
-    PCM24,
     S0,
     SEMANTIC_VAD,
     SERVER_VAD,
-    TRANSCRIPTION,
     A,
     audio_done,
     created,
@@ -22,57 +19,20 @@ from e2e_kit import (
     up_of,
     up_types,
 )
-
-P19_SETTINGS = {
-    "type": "Settings",
-    "audio": {
-        "input": {"encoding": "linear16", "sample_rate": 16000},
-        "output": {"encoding": "linear16", "sample_rate": 24000},
-    },
-    "agent": {
-        "idleTimeoutMs": 10000,
-        "think": {
-            "provider": {"type": "open_ai", "model": "gpt-realtime-mini", "temperature": 0.7},
-            "prompt": "Be brief.",
-            "functions": [
-                {"name": "get_time", "description": "Get time", "parameters": {"type": "object"}},
-                {"name": "ping"},
-            ],
-            "toolChoice": "auto",
-            "outputModalities": ["audio"],
-            "maxOutputTokens": 256,
-            "managedPrompt": {"id": " pmpt_1 ", "version": "", "variables": {"city": "Paris"}},
-        },
-        "speak": {"provider": {"type": "open_ai", "voice": "alloy"}},
-        "sessionAudioOutput": {"speed": 1.25},
-    },
-}
-P19_SESSION = {
-    "type": "realtime",
-    "model": "gpt-realtime-mini",
-    "instructions": "Be brief.",
-    "tools": [
-        {
-            "type": "function",
-            "name": "get_time",
-            "description": "Get time",
-            "parameters": {"type": "object"},
-        },
-        {"type": "function", "name": "ping", "parameters": {}},
-    ],
-    "tool_choice": "auto",
-    "output_modalities": ["audio"],
-    "max_output_tokens": 256,
-    "prompt": {"id": "pmpt_1", "variables": {"city": "Paris"}},
-    "audio": {
-        "input": {
-            "format": PCM24,
-            "transcription": TRANSCRIPTION,
-            "turn_detection": {**SERVER_VAD, "idle_timeout_ms": 10000},
-        },
-        "output": {"format": PCM24, "voice": "alloy", "speed": 1.25},
-    },
-}
+from spec_examples import (
+    P19_SESSION,
+    P19_SETTINGS,
+    P20_NEVER_SENT,
+    P21_IGNORED_PATHS,
+    P21_SETTINGS,
+    P22_CASES,
+    P23_SETTINGS,
+    P24_IDLE_TIMEOUTS,
+    P25_TRANSCRIPTION,
+    P26_SETTINGS,
+    P32_SETTINGS,
+    p20_settings,
+)
 
 
 async def session_of(e, settings):
@@ -99,20 +59,8 @@ async def test_p19_full_field_map(env):
 
 
 async def test_p20_never_sent_fields(env):
-    settings = copy.deepcopy(P19_SETTINGS)
-    settings.update({"tags": ["x"], "flags": {"history": True}, "mip_opt_out": True})
-    settings["agent"].update(
-        {
-            "language": "de",
-            "listen": {"provider": {"type": "deepgram", "model": "nova-3"}},
-            "greeting": "Hi",
-            "context": {"messages": [{"type": "History", "role": "user", "content": "Hello"}]},
-        }
-    )
-    settings["agent"]["think"]["endpoint"] = {"url": "https://x"}
-    settings["agent"]["think"]["functions"][0]["endpoint"] = {"url": "https://x"}
     async with env() as e:
-        session, _ = await session_of(e, settings)
+        session, _ = await session_of(e, p20_settings())
         assert session == P19_SESSION
 
         def keys(o):
@@ -124,55 +72,26 @@ async def test_p20_never_sent_fields(env):
                 for v in o:
                     yield from keys(v)
 
-        forbidden = {"temperature", "endpoint", "tags", "flags", "greeting", "context"}
-        assert not forbidden & set(keys(session))
+        assert not set(P20_NEVER_SENT) & set(keys(session))
         assert "voice" not in session
 
 
 async def test_p21_wrongly_typed_fields(env):
-    settings = {
-        "type": "Settings",
-        "agent": {
-            "think": {
-                "prompt": 42,
-                "functions": [{"description": "no name"}],
-                "toolChoice": "sometimes",
-            },
-            "greeting": 7,
-        },
-    }
     async with env() as e:
-        session, c = await session_of(e, settings)
+        session, c = await session_of(e, P21_SETTINGS)
         await e.quiet(c, window=0.3)
         warnings = c.of("Warning")
         assert len(warnings) == 1 and warnings[0]["code"] == "settings_field_ignored"
-        for path in ("agent.think.prompt", "agent.think.functions[0]", "agent.think.toolChoice"):
+        for path in P21_IGNORED_PATHS:
             assert path in warnings[0]["description"]
-        assert "agent.greeting" in warnings[0]["description"]
         assert session["instructions"] == ""
         assert "tools" not in session and "tool_choice" not in session
         assert c.types() == ["Welcome", "Warning", "SettingsApplied"]
 
 
 async def test_p22_value_normalisation(env):
-    cases = [
-        ({"maxOutputTokens": 0}, "max_output_tokens", None),
-        ({"maxOutputTokens": -1}, "max_output_tokens", None),
-        ({"maxOutputTokens": 1.5}, "max_output_tokens", None),
-        ({"maxOutputTokens": 5000}, "max_output_tokens", None),
-        ({"maxOutputTokens": "inf"}, "max_output_tokens", "inf"),
-        ({"outputModalities": ["text", "audio"]}, "output_modalities", ["audio"]),
-        ({"outputModalities": ["text"]}, "output_modalities", ["text"]),
-        ({"outputModalities": ["video"]}, "output_modalities", None),
-        (
-            {"toolChoice": {"type": "function", "name": "get_time"}},
-            "tool_choice",
-            {"type": "function", "name": "get_time"},
-        ),
-        ({"managedPrompt": {"id": "  "}}, "prompt", None),
-    ]
     async with env() as e:
-        for think, key, expected in cases:
+        for think, key, expected in P22_CASES:
             session, c = await session_of(e, {"type": "Settings", "agent": {"think": think}})
             warnings = c.of("Warning")
             if expected is None:
@@ -186,20 +105,18 @@ async def test_p22_value_normalisation(env):
 
 
 async def test_p23_turn_detection_modes(env):
-    settings = {"type": "Settings", "agent": {"idleTimeoutMs": 10000}}
     async with env(turn_detection="semantic_vad") as e:
-        session, _ = await session_of(e, settings)
+        session, _ = await session_of(e, P23_SETTINGS)
         assert session["audio"]["input"]["turn_detection"] == SEMANTIC_VAD
     async with env(turn_detection="manual") as e:
-        session, _ = await session_of(e, settings)
+        session, _ = await session_of(e, P23_SETTINGS)
         assert "turn_detection" in session["audio"]["input"]
         assert session["audio"]["input"]["turn_detection"] is None
 
 
 async def test_p24_idle_timeout(env):
-    cases = [(10000, 10000), (1000, 5000), (120000, 30000), (7500.5, 7501), (-1, None)]
     async with env() as e:
-        for value, expected in [*cases, ("absent", None), ("10s", None)]:
+        for value, expected in [*P24_IDLE_TIMEOUTS, ("absent", None), ("10s", None)]:
             agent = {} if value == "absent" else {"idleTimeoutMs": value}
             session, c = await session_of(e, {"type": "Settings", "agent": agent})
             vad = session["audio"]["input"]["turn_detection"]
@@ -220,26 +137,12 @@ async def test_p24_idle_timeout(env):
 async def test_p25_transcription_settings(env):
     async with env(transcription_model="gpt-4o-mini-transcribe", transcription_language="fr") as e:
         session, _ = await session_of(e, {"type": "Settings"})
-        assert session["audio"]["input"]["transcription"] == {
-            "model": "gpt-4o-mini-transcribe",
-            "language": "fr",
-            "prompt": "",
-        }
+        assert session["audio"]["input"]["transcription"] == P25_TRANSCRIPTION
 
 
 async def test_p26_think_and_speak_as_lists(env):
-    settings = {
-        "type": "Settings",
-        "agent": {
-            "think": [
-                {"provider": {"model": "m1"}, "prompt": "A"},
-                {"provider": {"model": "m2"}, "prompt": "B"},
-            ],
-            "speak": [{"provider": {"voice": "marin"}}, {"provider": {"voice": "cedar"}}],
-        },
-    }
     async with env() as e:
-        session, c = await session_of(e, settings)
+        session, c = await session_of(e, P26_SETTINGS)
         assert session["model"] == "m1"
         assert session["instructions"] == "A"
         assert session["audio"]["output"]["voice"] == "marin"
@@ -335,15 +238,8 @@ async def test_p31_unsolicited_session_updated_before_settings(env):
 
 
 async def test_p32_later_unsolicited_session_updated(env):
-    settings = {
-        "type": "Settings",
-        "agent": {
-            "greeting": "Hi",
-            "context": {"messages": [{"type": "History", "role": "user", "content": "Hello"}]},
-        },
-    }
     async with env() as e:
-        c = await e.ready(settings)
+        c = await e.ready(P32_SETTINGS)
         u = c.up
         await u.wait_for_event("conversation.item.create")
         mark = c.mark()

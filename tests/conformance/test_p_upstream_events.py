@@ -13,12 +13,19 @@ from e2e_kit import (
     done,
     fcall,
     now,
-    speech_started,
-    speech_stopped,
     text_done,
     transcript_delta,
     transcript_done,
     up_types,
+)
+from spec_examples import (
+    P94_CLIENT_TYPES,
+    P95_CLIENT_MESSAGES,
+    P95_ITEM_ADDED,
+    P97_SPEECH,
+    P98_TRANSCRIPTION_COMPLETED,
+    P98_USER_TEXT,
+    p98_transcript,
 )
 
 from fastproxy.testing import events as ev
@@ -110,16 +117,7 @@ async def test_p94_agent_audio_done_exactly_once_per_response(env):
         await c.wait_type("AgentAudioDone", count=3, since=mark)
         await e.quiet(c)
         types = [t for t in c.types(mark) if t != "History"]
-        assert types == [
-            "AgentStartedSpeaking",
-            "<binary>",
-            "AgentAudioDone",  # resp_1, at its output_audio.done
-            "ConversationText",
-            "FunctionCallRequest",
-            "AgentAudioDone",  # resp_2, at its response.done
-            "ConversationText",
-            "AgentAudioDone",  # resp_3, at its response.done
-        ]
+        assert types == P94_CLIENT_TYPES
 
 
 async def test_p95_function_call_request_and_agent_thinking(env):
@@ -128,37 +126,11 @@ async def test_p95_function_call_request_and_agent_thinking(env):
         u = c.up
         u.send(created("resp_1"))
         mark = c.mark()
-        u.send(
-            {
-                "type": "response.output_item.added",
-                "response_id": "resp_1",
-                "output_index": 0,
-                "item": {
-                    "id": "item_f1",
-                    "type": "function_call",
-                    "call_id": "call_1",
-                    "name": "get_current_time",
-                    "arguments": "",
-                },
-            }
-        )
+        u.send(P95_ITEM_ADDED)
         u.send(fcall("resp_1", "item_f1", "call_1", "get_current_time", "{}"))
         await c.wait_type("FunctionCallRequest", since=mark)
         await e.quiet(c)
-        assert c.json(mark) == [
-            {"type": "AgentThinking", "content": ""},
-            {
-                "type": "FunctionCallRequest",
-                "functions": [
-                    {
-                        "id": "call_1",
-                        "name": "get_current_time",
-                        "arguments": "{}",
-                        "client_side": True,
-                    }
-                ],
-            },
-        ]
+        assert c.json(mark) == P95_CLIENT_MESSAGES
 
 
 async def test_p96_malformed_function_call(env):
@@ -171,18 +143,11 @@ async def test_p96_malformed_function_call(env):
         assert c.stats.violations["malformed_upstream_event"] == 1
 
 
-SPEECH = [
-    speech_started("item_u1", 1000),
-    speech_stopped("item_u1", 2400),
-    {**speech_stopped("item_u2", 3000), "channel": [0], "last_word_end": 1.5},
-]
-
-
 async def test_p97_speech_events(env):
     async with env() as e:
         c = await e.ready()
         mark = c.mark()
-        for event in SPEECH:
+        for event in P97_SPEECH:
             c.up.send(event)
         await c.wait_type("UtteranceEnd", count=2, since=mark)
         await e.quiet(c, c.up)
@@ -195,41 +160,18 @@ async def test_p97_speech_events(env):
     async with env(extra_events=False) as e:
         c = await e.ready()
         mark = c.mark()
-        for event in SPEECH:
+        for event in P97_SPEECH:
             c.up.send(event)
         await c.wait_type("UserStartedSpeaking", since=mark)
         await e.quiet(c)
         assert c.json(mark) == [{"type": "UserStartedSpeaking"}]
 
 
-def transcript(text, final):
-    return {
-        "type": "Transcript",
-        "transcript": text,
-        "is_final": final,
-        "speech_final": final,
-        "channel": 0,
-        "channel_index": [0],
-        "start": 0,
-        "duration": 0,
-        "alternatives": [{"transcript": text, "confidence": 1, "words": []}],
-    }
-
-
 TRANSCRIPTION = [
     ev.input_transcription_delta("item_u1", "Hel"),
     ev.input_transcription_delta("item_u1", "lo "),
     ev.input_transcription_delta("item_u1", "world"),
-    {
-        "type": "conversation.item.input_audio_transcription.completed",
-        "item_id": "item_u1",
-        "content_index": 0,
-        "transcript": "Hello world",
-    },
-]
-USER_TEXT = [
-    {"type": "ConversationText", "role": "user", "content": "Hello world"},
-    {"type": "History", "role": "user", "content": "Hello world"},
+    P98_TRANSCRIPTION_COMPLETED,
 ]
 
 
@@ -242,11 +184,11 @@ async def test_p98_input_transcription(env):
         await c.wait_type("History", since=mark)
         await e.quiet(c)
         assert c.json(mark) == [
-            transcript("Hel", False),
-            transcript("Hello ", False),
-            transcript("Hello world", False),
-            transcript("Hello world", True),
-            *USER_TEXT,
+            p98_transcript("Hel", False),
+            p98_transcript("Hello ", False),
+            p98_transcript("Hello world", False),
+            p98_transcript("Hello world", True),
+            *P98_USER_TEXT,
         ]
     async with env(extra_events=False) as e:
         c = await e.ready()
@@ -255,7 +197,7 @@ async def test_p98_input_transcription(env):
             c.up.send(event)
         await c.wait_type("History", since=mark)
         await e.quiet(c)
-        assert c.json(mark) == USER_TEXT
+        assert c.json(mark) == P98_USER_TEXT
 
 
 async def test_p99_log_only_and_unknown_events(env):

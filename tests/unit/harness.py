@@ -38,6 +38,28 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from spec_examples import (
+    P116_SETTINGS,
+    PCM24,
+    S0,
+    SERVER_VAD,
+    TRANSCRIPTION,
+    audio_delta,
+    audio_done,
+    error_event,
+    function_call_arguments_done,
+    response_created,
+    response_done,
+    transcript_done,
+)
+from spec_examples import SEMANTIC_VAD as SEMANTIC_VAD
+from spec_examples import Z as Z
+from spec_examples import b64 as b64
+from spec_examples import function_call_item_added as function_call_item_added
+from spec_examples import scripted_create as scripted_create
+from spec_examples import text_done as text_done
+from spec_examples import transcript_delta as transcript_delta
+
 from fastproxy.audio import Resampler, encode_appends, scan_delta
 from fastproxy.protocol import actions as A
 from fastproxy.protocol import events as E
@@ -46,26 +68,8 @@ from fastproxy.protocol.session import Session
 from fastproxy.protocol.stats import SessionStats
 
 # ----------------------------------------------------------------------------------------------
-# constants and message builders (§13.1 H2-H4, H7)
-
-S0: dict[str, Any] = {"type": "Settings", "agent": {"think": {"prompt": "Be brief."}}}
-
-SERVER_VAD = {
-    "type": "server_vad",
-    "threshold": 0.5,
-    "prefix_padding_ms": 300,
-    "silence_duration_ms": 200,
-    "create_response": True,
-    "interrupt_response": True,
-}
-SEMANTIC_VAD = {
-    "type": "semantic_vad",
-    "eagerness": "auto",
-    "create_response": True,
-    "interrupt_response": True,
-}
-PCM24 = {"type": "audio/pcm", "rate": 24000}
-DEFAULT_TRANSCRIPTION = {"model": "gpt-4o-transcribe", "language": "en", "prompt": ""}
+# constants and message builders (§13.1 H2-H4, H7); the ones the conformance suite uses too come
+# from tests/spec_examples.py and are re-exported from here (H.S0, H.SERVER_VAD, H.text_done, ...)
 
 
 def default_session(**overrides: Any) -> dict[str, Any]:
@@ -77,7 +81,7 @@ def default_session(**overrides: Any) -> dict[str, Any]:
         "audio": {
             "input": {
                 "format": dict(PCM24),
-                "transcription": dict(DEFAULT_TRANSCRIPTION),
+                "transcription": dict(TRANSCRIPTION),
                 "turn_detection": dict(SERVER_VAD),
             },
             "output": {"format": dict(PCM24)},
@@ -92,14 +96,6 @@ def A_bytes(n: int, offset: int = 0) -> bytes:
     return bytes(((k * 73 + 41) ^ (k >> 3)) & 0xFF for k in range(offset, offset + n))
 
 
-def Z(n: int) -> bytes:
-    return bytes(n)
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
 def session_created() -> dict[str, Any]:
     return {"type": "session.created", "session": {"id": "sess_1"}}
 
@@ -108,96 +104,10 @@ def session_updated() -> dict[str, Any]:
     return {"type": "session.updated", "session": {"type": "realtime"}}
 
 
-def response_created(rid: str, status: str = "in_progress") -> dict[str, Any]:
-    return {"type": "response.created", "response": {"id": rid, "status": status}}
-
-
-def response_done(rid: str, status: str = "completed") -> dict[str, Any]:
-    return {"type": "response.done", "response": {"id": rid, "status": status}}
-
-
-def audio_delta(rid: str, iid: str, pcm: bytes | str) -> dict[str, Any]:
-    delta = pcm if isinstance(pcm, str) else b64(pcm)
-    return {
-        "type": "response.output_audio.delta",
-        "response_id": rid,
-        "item_id": iid,
-        "output_index": 0,
-        "content_index": 0,
-        "delta": delta,
-    }
-
-
-def audio_done(rid: str, iid: str = "item_a1") -> dict[str, Any]:
-    return {
-        "type": "response.output_audio.done",
-        "response_id": rid,
-        "item_id": iid,
-        "output_index": 0,
-        "content_index": 0,
-    }
-
-
-def transcript_delta(rid: str, iid: str, delta: str) -> dict[str, Any]:
-    return {
-        "type": "response.output_audio_transcript.delta",
-        "response_id": rid,
-        "item_id": iid,
-        "output_index": 0,
-        "content_index": 0,
-        "delta": delta,
-    }
-
-
-def transcript_done(rid: str, iid: str, transcript: str) -> dict[str, Any]:
-    return {
-        "type": "response.output_audio_transcript.done",
-        "response_id": rid,
-        "item_id": iid,
-        "output_index": 0,
-        "content_index": 0,
-        "transcript": transcript,
-    }
-
-
-def text_done(rid: str, iid: str, text: str) -> dict[str, Any]:
-    return {
-        "type": "response.output_text.done",
-        "response_id": rid,
-        "item_id": iid,
-        "output_index": 0,
-        "content_index": 0,
-        "text": text,
-    }
-
-
 def function_call_done(
     rid: str, call_id: str, name: str, arguments: str = "{}", iid: str = "item_f1"
 ) -> dict[str, Any]:
-    return {
-        "type": "response.function_call_arguments.done",
-        "response_id": rid,
-        "item_id": iid,
-        "output_index": 0,
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-    }
-
-
-def function_call_item_added(rid: str, call_id: str, name: str, iid: str = "item_f1") -> dict:
-    return {
-        "type": "response.output_item.added",
-        "response_id": rid,
-        "output_index": 0,
-        "item": {
-            "id": iid,
-            "type": "function_call",
-            "call_id": call_id,
-            "name": name,
-            "arguments": "",
-        },
-    }
+    return function_call_arguments_done(rid, iid, call_id, name, arguments)
 
 
 def item_event(kind: str, item: dict[str, Any] | str) -> dict[str, Any]:
@@ -233,14 +143,7 @@ def upstream_error(
     event_id: str | None = None,
     etype: str = "invalid_request_error",
 ) -> dict[str, Any]:
-    err: dict[str, Any] = {"type": etype}
-    if code is not None:
-        err["code"] = code
-    if message is not None:
-        err["message"] = message
-    if event_id is not None:
-        err["event_id"] = event_id
-    return {"type": "error", "error": err}
+    return error_event(code, message, event_id, etype)
 
 
 def conflict_error(event_id: str | None = None) -> dict[str, Any]:
@@ -293,17 +196,6 @@ def assistant_item(x: str, text: str) -> dict[str, Any]:
 
 def item_create(item: dict[str, Any]) -> dict[str, Any]:
     return {"type": "conversation.item.create", "item": item}
-
-
-def scripted_create(text: str) -> dict[str, Any]:
-    return {
-        "type": "response.create",
-        "response": {
-            "conversation": "none",
-            "instructions": "Say exactly the following text, word for word, and nothing else:\n"
-            + text,
-        },
-    }
 
 
 RESPONSE_CREATE = {"type": "response.create"}
@@ -1010,13 +902,10 @@ def run_p57(
     return h
 
 
-P116_FUNCTIONS = [{"name": "get_current_time", "parameters": {"type": "object"}}]
-
-
 def run_p116(**opts: Any) -> Harness:
     """P-116: the function-call round trip (confirming mock). Recordings start after READY."""
     h = Harness(**opts)
-    h.ready(settings_with(think={"functions": P116_FUNCTIONS}))
+    h.ready(P116_SETTINGS)
     h.confirm_items = True
     h.script_responses(
         [

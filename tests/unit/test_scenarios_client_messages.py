@@ -5,25 +5,20 @@ All of them are expressible with the sans-I/O Session.
 from __future__ import annotations
 
 import pytest
+from spec_examples import (
+    P74_CASES,
+    P78_SESSION_UPDATE,
+    P78_UPDATE_SPEAK,
+    P79_WARNING,
+    P125_TIMEOUT_TRIGGERED,
+    SUPPORTED_CLIENT_TYPES,
+    prompt_update,
+)
 
 try:
     from tests.unit import harness as H
 except ImportError:  # pragma: no cover
     import harness as H  # type: ignore[no-redef]
-
-SUPPORTED = (
-    "Settings",
-    "UpdatePrompt",
-    "UpdateSpeak",
-    "InjectUserMessage",
-    "InjectAgentMessage",
-    "FunctionCallResponse",
-    "KeepAlive",
-)
-
-
-def _prompt_update(instructions: str) -> dict:
-    return {"type": "session.update", "session": {"type": "realtime", "instructions": instructions}}
 
 
 def _accepted_like_p81(h: H.Harness, x: str = "fp_1") -> None:
@@ -55,7 +50,7 @@ def test_p72_unknown_types() -> None:
     assert all(e["code"] == "disallowed_client_message_type" for e in errs)
     for e, name in zip(errs, ("CustomProbe", "(missing)", "UpdateThink"), strict=True):
         assert name in e["description"], e
-        for t in SUPPORTED:
+        for t in SUPPORTED_CLIENT_TYPES:
             assert t in e["description"], (t, e)
     assert h.client_close is None
 
@@ -74,16 +69,7 @@ def test_p73_malformed_json() -> None:
     assert h.client_close is None
 
 
-@pytest.mark.parametrize(
-    ("msg", "field"),
-    [
-        ({"type": "InjectUserMessage"}, "content"),
-        ({"type": "InjectUserMessage", "content": 5}, "content"),
-        ({"type": "FunctionCallResponse", "content": "x"}, "id"),
-        ({"type": "UpdatePrompt"}, "prompt"),
-        ({"type": "InjectAgentMessage", "message": "  "}, "message"),
-    ],
-)
+@pytest.mark.parametrize(("msg", "field"), P74_CASES)
 def test_p74_invalid_fields(msg: dict, field: str) -> None:
     h = H.ready_harness()
     h.client(msg)
@@ -118,12 +104,12 @@ def test_p75_inject_before_ready() -> None:
 def test_p76_update_prompt() -> None:
     h = H.ready_harness()
     h.client(H.update_prompt("Answer in French."))
-    assert h.sent_upstream == [_prompt_update("Be brief.\nAnswer in French.")]
+    assert h.sent_upstream == [prompt_update("Be brief.\nAnswer in French.")]
     h.upstream(H.session_updated())
     assert h.client_json() == [{"type": "PromptUpdated"}]
     h.clear()
     h.client(H.update_prompt("Use short words."))
-    assert h.sent_upstream == [_prompt_update("Be brief.\nAnswer in French.\nUse short words.")]
+    assert h.sent_upstream == [prompt_update("Be brief.\nAnswer in French.\nUse short words.")]
 
 
 def test_p77_update_prompt_rejected() -> None:
@@ -138,39 +124,24 @@ def test_p77_update_prompt_rejected() -> None:
     assert h.count_client("PromptUpdated") == 0
     h.clear()
     h.client(H.update_prompt("Y"))
-    assert h.sent_upstream == [_prompt_update("Be brief.\nY")]
-
-
-MARIN_UPDATE = {
-    "type": "session.update",
-    "session": {
-        "type": "realtime",
-        "audio": {"output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin"}},
-    },
-}
+    assert h.sent_upstream == [prompt_update("Be brief.\nY")]
 
 
 def test_p78_update_speak() -> None:
     h = H.ready_harness()
-    h.client({"type": "UpdateSpeak", "speak": {"provider": {"type": "open_ai", "voice": "marin"}}})
-    assert h.sent_upstream == [MARIN_UPDATE]
+    h.client(P78_UPDATE_SPEAK)
+    assert h.sent_upstream == [P78_SESSION_UPDATE]
     h.upstream(H.session_updated())
     assert h.client_json() == [{"type": "SpeakUpdated"}]
 
 
 def test_p79_update_speak_rejected() -> None:
     h = H.ready_harness()
-    h.client({"type": "UpdateSpeak", "speak": {"provider": {"type": "open_ai", "voice": "marin"}}})
-    assert h.sent_upstream == [MARIN_UPDATE]
+    h.client(P78_UPDATE_SPEAK)
+    assert h.sent_upstream == [P78_SESSION_UPDATE]
     e = h.last_event_id("session.update")
     h.upstream(H.upstream_error("cannot_update_voice", "Voice cannot be changed after audio", e))
-    assert h.client_json() == [
-        {
-            "type": "Warning",
-            "description": "Voice cannot be changed after audio",
-            "code": "cannot_update_voice",
-        }
-    ]
+    assert h.client_json() == [P79_WARNING]
     h.advance(500)
     assert h.count_client("SpeakUpdated") == 0
 
@@ -260,7 +231,7 @@ def test_p124_rejected_prompt_leaves_the_instructions() -> None:
     h = H.ready_harness()
     h.client(H.update_prompt("X"))
     h.client(H.update_prompt("Y"))
-    assert h.sent_upstream == [_prompt_update("Be brief.\nX"), _prompt_update("Be brief.\nX\nY")]
+    assert h.sent_upstream == [prompt_update("Be brief.\nX"), prompt_update("Be brief.\nX\nY")]
     e1 = h.upstream_ids[0]
     h.clear()
     h.upstream(H.upstream_error("invalid_value", "Too long", e1))
@@ -272,7 +243,7 @@ def test_p124_rejected_prompt_leaves_the_instructions() -> None:
     ]
     assert h.sent_upstream == []
     h.client(H.update_prompt("Z"))
-    assert h.sent_upstream == [_prompt_update("Be brief.\nY\nZ")]
+    assert h.sent_upstream == [prompt_update("Be brief.\nY\nZ")]
 
 
 @pytest.mark.parametrize("ending", ["committed", "timeout_triggered", "response"])
@@ -283,14 +254,7 @@ def test_p125_lost_speech_stopped_does_not_block_injections(ending: str) -> None
     if ending == "committed":
         h.upstream({"type": "input_audio_buffer.committed", "item_id": "item_u1"})
     elif ending == "timeout_triggered":
-        h.upstream(
-            {
-                "type": "input_audio_buffer.timeout_triggered",
-                "audio_start_ms": 0,
-                "audio_end_ms": 5000,
-                "item_id": "item_u1",
-            }
-        )
+        h.upstream(P125_TIMEOUT_TRIGGERED)
     else:
         h.upstream(H.response_created("resp_1"))
         h.upstream(H.response_done("resp_1"))

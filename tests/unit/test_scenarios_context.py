@@ -6,6 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from spec_examples import (
+    P85_SETTINGS,
+    P86_ITEMS,
+    P86_SETTINGS,
+    P90_CLIENT_TYPES,
+    P91_FUNCTION_CALL_HISTORY,
+)
+
 try:
     from tests.unit import harness as H
 except ImportError:  # pragma: no cover
@@ -22,21 +30,7 @@ def _until_updated(settings: dict[str, Any], delay: float = 50, **opts: Any) -> 
 
 
 def test_p85_context_items() -> None:
-    h = _until_updated(
-        {
-            "type": "Settings",
-            "agent": {
-                "think": {"prompt": "Help."},
-                "context": {
-                    "messages": [
-                        {"type": "History", "role": "user", "content": "Hello"},
-                        {"type": "History", "role": "assistant", "content": "Hi there!"},
-                        {"type": "History", "role": "system", "content": "x"},
-                    ]
-                },
-            },
-        }
-    )
+    h = _until_updated(P85_SETTINGS)
     assert h.upstream_types() == ["session.update"]
     h.clear()
     h.upstream(H.session_updated())
@@ -56,52 +50,10 @@ def test_p85_context_items() -> None:
 
 
 def test_p86_context_with_function_calls() -> None:
-    h = _until_updated(
-        {
-            "type": "Settings",
-            "agent": {
-                "context": {
-                    "messages": [
-                        {"type": "History", "role": "user", "content": "Time?"},
-                        {
-                            "type": "History",
-                            "function_calls": [
-                                {
-                                    "id": "call_9",
-                                    "name": "get_time",
-                                    "client_side": True,
-                                    "arguments": "{}",
-                                    "response": '{"time":"09:00"}',
-                                }
-                            ],
-                        },
-                    ]
-                }
-            },
-        }
-    )
+    h = _until_updated(P86_SETTINGS)
     h.clear()
     h.upstream(H.session_updated())
-    assert h.sent_upstream == [
-        H.item_create(H.user_item("fp_1", "Time?")),
-        H.item_create(
-            {
-                "id": "fp_2",
-                "type": "function_call",
-                "call_id": "call_9",
-                "name": "get_time",
-                "arguments": "{}",
-            }
-        ),
-        H.item_create(
-            {
-                "id": "fp_3",
-                "type": "function_call_output",
-                "call_id": "call_9",
-                "output": '{"time":"09:00"}',
-            }
-        ),
-    ]
+    assert h.sent_upstream == [H.item_create(item) for item in P86_ITEMS]
 
 
 GREETING = "Hello! How can I help you today?"
@@ -161,14 +113,7 @@ def test_p90_spoken_greeting() -> None:
         ]
     )
     h.ready(H.settings_with(greeting="Hi!"), clear=False)
-    assert h.client_types(history=False) == [
-        "Welcome",
-        "SettingsApplied",
-        "ConversationText",
-        "AgentStartedSpeaking",
-        "<binary>",
-        "AgentAudioDone",
-    ]
+    assert h.client_types(history=False) == P90_CLIENT_TYPES
     assert h.client_json("ConversationText") == [
         {"type": "ConversationText", "role": "assistant", "content": "Hi!"}
     ]
@@ -208,18 +153,7 @@ def test_p91_history_messages() -> None:
     }
     i_req = next(k for k, m in enumerate(msgs) if m["type"] == "FunctionCallRequest")
     i_think = next(k for k, m in enumerate(msgs) if m["type"] == "AgentThinking" and k > i_req)
-    assert msgs[i_think + 1] == {
-        "type": "History",
-        "function_calls": [
-            {
-                "id": "call_1",
-                "name": "get_time",
-                "client_side": True,
-                "arguments": "{}",
-                "response": '{"time":"12:00"}',
-            }
-        ],
-    }
+    assert msgs[i_think + 1] == P91_FUNCTION_CALL_HISTORY
     assert after(lambda m: m["type"] == "ConversationText" and m["role"] == "assistant") == {
         "type": "History",
         "role": "assistant",

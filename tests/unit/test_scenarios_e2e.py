@@ -4,6 +4,8 @@ the harness's confirming mock with scripted responses).
 
 from __future__ import annotations
 
+from spec_examples import P116_ANSWER, P116_CLIENT_TYPES
+
 try:
     from tests.unit import harness as H
 except ImportError:  # pragma: no cover
@@ -20,21 +22,12 @@ def test_p116_function_call_round_trip() -> None:
                 "id": "fp_2",
                 "type": "function_call_output",
                 "call_id": "call_1",
-                "output": '{"time":"12:00"}',
+                "output": P116_ANSWER,
             }
         ),
         H.RESPONSE_CREATE,
     ]
-    assert h.client_types(history=False) == [
-        "ConversationText",
-        "FunctionCallRequest",
-        "AgentAudioDone",
-        "AgentThinking",
-        "AgentStartedSpeaking",
-        "<binary>",
-        "AgentAudioDone",
-        "ConversationText",
-    ]
+    assert h.client_types(history=False) == P116_CLIENT_TYPES
     texts = h.client_json("ConversationText")
     assert texts == [
         {"type": "ConversationText", "role": "user", "content": "What time is it?"},

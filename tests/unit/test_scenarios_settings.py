@@ -6,10 +6,22 @@ time of ``UpstreamOpened`` and of the ``session.updated`` on the virtual clock.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
+from spec_examples import (
+    P19_SESSION,
+    P19_SETTINGS,
+    P21_IGNORED_PATHS,
+    P21_SETTINGS,
+    P22_CASES,
+    P23_SETTINGS,
+    P24_IDLE_TIMEOUTS,
+    P25_TRANSCRIPTION,
+    P26_SETTINGS,
+    P32_SETTINGS,
+    p20_settings,
+)
 
 try:
     from tests.unit import harness as H
@@ -35,59 +47,6 @@ def _session_for(settings: dict[str, Any], **opts: Any) -> tuple[H.Harness, dict
     return h, ups[0]["session"]
 
 
-P19_SETTINGS = {
-    "type": "Settings",
-    "audio": {
-        "input": {"encoding": "linear16", "sample_rate": 16000},
-        "output": {"encoding": "linear16", "sample_rate": 24000},
-    },
-    "agent": {
-        "idleTimeoutMs": 10000,
-        "think": {
-            "provider": {"type": "open_ai", "model": "gpt-realtime-mini", "temperature": 0.7},
-            "prompt": "Be brief.",
-            "functions": [
-                {"name": "get_time", "description": "Get time", "parameters": {"type": "object"}},
-                {"name": "ping"},
-            ],
-            "toolChoice": "auto",
-            "outputModalities": ["audio"],
-            "maxOutputTokens": 256,
-            "managedPrompt": {"id": " pmpt_1 ", "version": "", "variables": {"city": "Paris"}},
-        },
-        "speak": {"provider": {"type": "open_ai", "voice": "alloy"}},
-        "sessionAudioOutput": {"speed": 1.25},
-    },
-}
-
-P19_SESSION = {
-    "type": "realtime",
-    "model": "gpt-realtime-mini",
-    "instructions": "Be brief.",
-    "tools": [
-        {
-            "type": "function",
-            "name": "get_time",
-            "description": "Get time",
-            "parameters": {"type": "object"},
-        },
-        {"type": "function", "name": "ping", "parameters": {}},
-    ],
-    "tool_choice": "auto",
-    "output_modalities": ["audio"],
-    "max_output_tokens": 256,
-    "prompt": {"id": "pmpt_1", "variables": {"city": "Paris"}},
-    "audio": {
-        "input": {
-            "format": {"type": "audio/pcm", "rate": 24000},
-            "transcription": {"model": "gpt-4o-transcribe", "language": "en", "prompt": ""},
-            "turn_detection": {**H.SERVER_VAD, "idle_timeout_ms": 10000},
-        },
-        "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "alloy", "speed": 1.25},
-    },
-}
-
-
 def test_p18_minimal_settings() -> None:
     h = _open()
     h.client({"type": "Settings"})
@@ -102,70 +61,23 @@ def test_p19_full_field_map() -> None:
 
 
 def test_p20_never_sent_fields() -> None:
-    s = copy.deepcopy(P19_SETTINGS)
-    s.update({"tags": ["x"], "flags": {"history": True}, "mip_opt_out": True})
-    s["agent"].update(
-        {
-            "language": "de",
-            "listen": {"provider": {"type": "deepgram", "model": "nova-3"}},
-            "greeting": "Hi",
-            "context": {"messages": [{"type": "History", "role": "user", "content": "Hello"}]},
-        }
-    )
-    s["agent"]["think"]["endpoint"] = {"url": "https://x"}
-    s["agent"]["think"]["functions"][0]["endpoint"] = {"url": "https://x"}
-    _h, session = _session_for(s)
+    _h, session = _session_for(p20_settings())
     assert session == P19_SESSION
 
 
 def test_p21_wrongly_typed_fields() -> None:
-    h, session = _session_for(
-        {
-            "type": "Settings",
-            "agent": {
-                "think": {
-                    "prompt": 42,
-                    "functions": [{"description": "no name"}],
-                    "toolChoice": "sometimes",
-                },
-                "greeting": 7,
-            },
-        }
-    )
+    h, session = _session_for(P21_SETTINGS)
     warns = h.warnings()
     assert len(warns) == 1 and warns[0]["code"] == "settings_field_ignored"
     assert set(warns[0]) == {"type", "code", "description"}
     d = warns[0]["description"]
-    for path in (
-        "agent.think.prompt",
-        "agent.think.functions[0]",
-        "agent.think.toolChoice",
-        "agent.greeting",
-    ):
+    for path in P21_IGNORED_PATHS:
         assert path in d, (path, d)
     assert session["instructions"] == ""
     assert "tools" not in session and "tool_choice" not in session
     h.clear()
     h.upstream(H.session_updated())
     assert h.client_json() == [{"type": "SettingsApplied"}]
-
-
-P22_CASES = [
-    ({"maxOutputTokens": 0}, "max_output_tokens", None),
-    ({"maxOutputTokens": -1}, "max_output_tokens", None),
-    ({"maxOutputTokens": 1.5}, "max_output_tokens", None),
-    ({"maxOutputTokens": 5000}, "max_output_tokens", None),
-    ({"maxOutputTokens": "inf"}, "max_output_tokens", "inf"),
-    ({"outputModalities": ["text", "audio"]}, "output_modalities", ["audio"]),
-    ({"outputModalities": ["text"]}, "output_modalities", ["text"]),
-    ({"outputModalities": ["video"]}, "output_modalities", None),
-    (
-        {"toolChoice": {"type": "function", "name": "get_time"}},
-        "tool_choice",
-        {"type": "function", "name": "get_time"},
-    ),
-    ({"managedPrompt": {"id": "  "}}, "prompt", None),
-]
 
 
 @pytest.mark.parametrize(("think", "key", "value"), P22_CASES)
@@ -182,9 +94,7 @@ def test_p22_value_normalisation(think: dict[str, Any], key: str, value: Any) ->
 
 @pytest.mark.parametrize(("mode", "expected"), [("semantic_vad", H.SEMANTIC_VAD), ("manual", None)])
 def test_p23_turn_detection_modes(mode: str, expected: Any) -> None:
-    _h, session = _session_for(
-        {"type": "Settings", "agent": {"idleTimeoutMs": 10000}}, turn_detection=mode
-    )
+    _h, session = _session_for(P23_SETTINGS, turn_detection=mode)
     td = session["audio"]["input"]
     assert "turn_detection" in td
     assert td["turn_detection"] == expected
@@ -193,11 +103,7 @@ def test_p23_turn_detection_modes(mode: str, expected: Any) -> None:
 @pytest.mark.parametrize(
     ("idle", "expected", "warned"),
     [
-        (10000, 10000, False),
-        (1000, 5000, False),
-        (120000, 30000, False),
-        (7500.5, 7501, False),
-        (-1, None, False),
+        *((value, expected, False) for value, expected in P24_IDLE_TIMEOUTS),
         ("<absent>", None, False),
         ("10s", None, True),
     ],
@@ -224,26 +130,11 @@ def test_p25_transcription_settings() -> None:
         transcription_model="gpt-4o-mini-transcribe",
         transcription_language="fr",
     )
-    assert session["audio"]["input"]["transcription"] == {
-        "model": "gpt-4o-mini-transcribe",
-        "language": "fr",
-        "prompt": "",
-    }
+    assert session["audio"]["input"]["transcription"] == P25_TRANSCRIPTION
 
 
 def test_p26_think_and_speak_as_lists() -> None:
-    h, session = _session_for(
-        {
-            "type": "Settings",
-            "agent": {
-                "think": [
-                    {"provider": {"model": "m1"}, "prompt": "A"},
-                    {"provider": {"model": "m2"}, "prompt": "B"},
-                ],
-                "speak": [{"provider": {"voice": "marin"}}, {"provider": {"voice": "cedar"}}],
-            },
-        }
-    )
+    h, session = _session_for(P26_SETTINGS)
     assert session["model"] == "m1"
     assert session["instructions"] == "A"
     assert session["audio"]["output"]["voice"] == "marin"
@@ -319,15 +210,7 @@ def test_p31_unsolicited_session_updated_before_settings() -> None:
 
 
 def test_p32_later_unsolicited_session_updated() -> None:
-    h = H.ready_harness(
-        {
-            "type": "Settings",
-            "agent": {
-                "greeting": "Hi",
-                "context": {"messages": [{"type": "History", "role": "user", "content": "Hello"}]},
-            },
-        }
-    )
+    h = H.ready_harness(P32_SETTINGS)
     assert [m["type"] for m in h.all_upstream].count("conversation.item.create") == 1
     h.upstream(H.session_updated())
     assert h.to_client == []

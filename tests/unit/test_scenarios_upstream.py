@@ -7,6 +7,15 @@ records the network layer writes); the rest is expressible as is.
 from __future__ import annotations
 
 import pytest
+from spec_examples import (
+    P94_CLIENT_TYPES,
+    P95_CLIENT_MESSAGES,
+    P95_ITEM_ADDED,
+    P97_SPEECH,
+    P98_TRANSCRIPTION_COMPLETED,
+    P98_USER_TEXT,
+    p98_transcript,
+)
 
 try:
     from tests.unit import harness as H
@@ -71,36 +80,14 @@ def test_p94_agent_audio_done_exactly_once_per_response() -> None:
     s = h.upstream(H.response_done("resp_3"))
     assert s.client_json("AgentAudioDone") == [{"type": "AgentAudioDone"}]
     types = h.client_types(history=False)
-    assert types == [
-        "AgentStartedSpeaking",
-        "<binary>",
-        "AgentAudioDone",
-        "ConversationText",
-        "FunctionCallRequest",
-        "AgentAudioDone",
-        "ConversationText",
-        "AgentAudioDone",
-    ]
+    assert types == P94_CLIENT_TYPES
     assert h.count_client("AgentStartedSpeaking") == 1
 
 
 def test_p95_function_call_request_and_agent_thinking() -> None:
     h = H.ready_harness()
     h.upstream(H.response_created("resp_1"))
-    h.upstream(
-        {
-            "type": "response.output_item.added",
-            "response_id": "resp_1",
-            "output_index": 0,
-            "item": {
-                "id": "item_f1",
-                "type": "function_call",
-                "call_id": "call_1",
-                "name": "get_current_time",
-                "arguments": "",
-            },
-        }
-    )
+    h.upstream(P95_ITEM_ADDED)
     h.upstream(
         {
             "type": "response.function_call_arguments.done",
@@ -112,15 +99,7 @@ def test_p95_function_call_request_and_agent_thinking() -> None:
             "arguments": "{}",
         }
     )
-    assert h.client_json() == [
-        {"type": "AgentThinking", "content": ""},
-        {
-            "type": "FunctionCallRequest",
-            "functions": [
-                {"id": "call_1", "name": "get_current_time", "arguments": "{}", "client_side": True}
-            ],
-        },
-    ]
+    assert h.client_json() == P95_CLIENT_MESSAGES
     assert h.sent_upstream == []
 
 
@@ -132,23 +111,10 @@ def test_p96_malformed_function_call() -> None:
     assert h.stats.violations["malformed_upstream_event"] == 1
 
 
-SPEECH = [
-    {"type": "input_audio_buffer.speech_started", "audio_start_ms": 1000, "item_id": "item_u1"},
-    {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 2400, "item_id": "item_u1"},
-    {
-        "type": "input_audio_buffer.speech_stopped",
-        "audio_end_ms": 3000,
-        "item_id": "item_u2",
-        "channel": [0],
-        "last_word_end": 1.5,
-    },
-]
-
-
 @pytest.mark.parametrize("extra", [True, False])
 def test_p97_speech_events(extra: bool) -> None:
     h = H.ready_harness(extra_events=extra)
-    for ev in SPEECH:
+    for ev in P97_SPEECH:
         h.upstream(ev)
     expected = [{"type": "UserStartedSpeaking"}]
     if extra:
@@ -158,20 +124,6 @@ def test_p97_speech_events(extra: bool) -> None:
         ]
     assert h.client_json() == expected
     assert h.sent_upstream == []
-
-
-def _transcript(t: str, final: bool) -> dict:
-    return {
-        "type": "Transcript",
-        "transcript": t,
-        "is_final": final,
-        "speech_final": final,
-        "channel": 0,
-        "channel_index": [0],
-        "start": 0,
-        "duration": 0,
-        "alternatives": [{"transcript": t, "confidence": 1, "words": []}],
-    }
 
 
 @pytest.mark.parametrize("extra", [True, False])
@@ -186,28 +138,17 @@ def test_p98_input_transcription(extra: bool) -> None:
                 "delta": d,
             }
         )
-    h.upstream(
-        {
-            "type": "conversation.item.input_audio_transcription.completed",
-            "item_id": "item_u1",
-            "content_index": 0,
-            "transcript": "Hello world",
-        }
-    )
-    tail = [
-        {"type": "ConversationText", "role": "user", "content": "Hello world"},
-        {"type": "History", "role": "user", "content": "Hello world"},
-    ]
+    h.upstream(P98_TRANSCRIPTION_COMPLETED)
     if extra:
         assert h.client_json() == [
-            _transcript("Hel", False),
-            _transcript("Hello ", False),
-            _transcript("Hello world", False),
-            _transcript("Hello world", True),
-            *tail,
+            p98_transcript("Hel", False),
+            p98_transcript("Hello ", False),
+            p98_transcript("Hello world", False),
+            p98_transcript("Hello world", True),
+            *P98_USER_TEXT,
         ]
     else:
-        assert h.client_json() == tail
+        assert h.client_json() == P98_USER_TEXT
 
 
 def test_p99_log_only_and_unknown_events() -> None:

@@ -14,6 +14,25 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from spec_examples import (
+    DEFAULT_SESSION,
+    P19_SESSION,
+    P19_SETTINGS,
+    P20_NEVER_SENT,
+    P21_IGNORED_PATHS,
+    P21_SETTINGS,
+    P22_CASES,
+    P23_SETTINGS,
+    P24_IDLE_TIMEOUTS,
+    P25_TRANSCRIPTION,
+    P26_SETTINGS,
+    P85_SETTINGS,
+    P86_SETTINGS,
+    PCM24,
+    SEMANTIC_VAD,
+    SERVER_VAD,
+    p20_settings,
+)
 
 from fastproxy import settings_schema
 from fastproxy.protocol.actions import AudioFormat
@@ -27,42 +46,10 @@ from fastproxy.protocol.settings_map import (
 )
 
 DEFAULTS = SessionOptions()
-PCM24 = {"type": "audio/pcm", "rate": 24000}
-SERVER_VAD = {
-    "type": "server_vad",
-    "threshold": 0.5,
-    "prefix_padding_ms": 300,
-    "silence_duration_ms": 200,
-    "create_response": True,
-    "interrupt_response": True,
-}
 # §4.7: the session of {"type":"Settings"} with default settings.
-MINIMAL_SESSION = json.loads(
-    """{"type":"realtime","model":"gpt-realtime","instructions":"",
-    "audio":{"input":{"format":{"type":"audio/pcm","rate":24000},
-      "transcription":{"model":"gpt-4o-transcribe","language":"en","prompt":""},
-      "turn_detection":{"type":"server_vad","threshold":0.5,"prefix_padding_ms":300,
-                        "silence_duration_ms":200,"create_response":true,"interrupt_response":true}},
-    "output":{"format":{"type":"audio/pcm","rate":24000}}}}"""
-)
-P19_SETTINGS = """{"type":"Settings","audio":{"input":{"encoding":"linear16","sample_rate":16000},
-"output":{"encoding":"linear16","sample_rate":24000}},"agent":{"idleTimeoutMs":10000,"think":{
-"provider":{"type":"open_ai","model":"gpt-realtime-mini","temperature":0.7},"prompt":"Be brief.",
-"functions":[{"name":"get_time","description":"Get time","parameters":{"type":"object"}},
-{"name":"ping"}],"toolChoice":"auto","outputModalities":["audio"],"maxOutputTokens":256,
-"managedPrompt":{"id":" pmpt_1 ","version":"","variables":{"city":"Paris"}}},"speak":{"provider":
-{"type":"open_ai","voice":"alloy"}},"sessionAudioOutput":{"speed":1.25}}}"""
-P19_SESSION = json.loads(
-    """{"type":"realtime","model":"gpt-realtime-mini","instructions":"Be brief.","tools":[
-{"type":"function","name":"get_time","description":"Get time","parameters":{"type":"object"}},
-{"type":"function","name":"ping","parameters":{}}],"tool_choice":"auto",
-"output_modalities":["audio"],"max_output_tokens":256,"prompt":{"id":"pmpt_1","variables":
-{"city":"Paris"}},"audio":{"input":{"format":{"type":"audio/pcm","rate":24000},"transcription":
-{"model":"gpt-4o-transcribe","language":"en","prompt":""},"turn_detection":{"type":"server_vad",
-"threshold":0.5,"prefix_padding_ms":300,"silence_duration_ms":200,"create_response":true,
-"interrupt_response":true,"idle_timeout_ms":10000}},"output":{"format":{"type":"audio/pcm",
-"rate":24000},"voice":"alloy","speed":1.25}}}"""
-)
+MINIMAL_SESSION = DEFAULT_SESSION
+# P-19's Settings as JSON text, as a client sends it (also decoded to a Settings Struct below)
+P19_SETTINGS_JSON = json.dumps(P19_SETTINGS)
 SUPPORTED_WORDS = ("linear16", "mulaw", "alaw", *map(str, (8000, 16000, 22050, 24000)))
 SUPPORTED_WORDS += ("32000", "44100", "48000")
 
@@ -97,7 +84,7 @@ def test_p18_minimal_settings() -> None:
 
 
 def test_p19_full_field_map() -> None:
-    result = mapped(P19_SETTINGS)
+    result = mapped(P19_SETTINGS_JSON)
     assert result.session == P19_SESSION
     assert result.notes == ()  # no Warning
     assert result.input_format == AudioFormat("linear16", 16000)
@@ -107,58 +94,21 @@ def test_p19_full_field_map() -> None:
 
 
 def test_p20_never_sent_fields() -> None:
-    settings = json.loads(P19_SETTINGS)
-    settings.update({"tags": ["x"], "flags": {"history": True}, "mip_opt_out": True})
-    settings["agent"].update(
-        {
-            "language": "de",
-            "listen": {"provider": {"type": "deepgram", "model": "nova-3"}},
-            "greeting": "Hi",
-            "context": {"messages": [{"type": "History", "role": "user", "content": "Hello"}]},
-        }
-    )
-    settings["agent"]["think"]["endpoint"] = {"url": "https://x"}
-    settings["agent"]["think"]["functions"][0]["endpoint"] = {"url": "https://x"}
+    settings = p20_settings()
     result = mapped(settings)
     assert result.session == P19_SESSION
     assert result.notes == ()
     encoded = msgspec.json.encode(result.session)
-    for word in (b"temperature", b"endpoint", b"tags", b"flags", b"greeting", b"context"):
-        assert word not in encoded
+    for word in P20_NEVER_SENT:
+        assert word.encode() not in encoded
 
 
 def test_p21_wrongly_typed_fields() -> None:
-    result = mapped(
-        '{"type":"Settings","agent":{"think":{"prompt":42,"functions":[{"description":"no name"}],'
-        '"toolChoice":"sometimes"},"greeting":7}}'
-    )
-    assert noted_paths(result) == [
-        "agent.think.prompt",
-        "agent.think.functions[0]",
-        "agent.think.toolChoice",
-        "agent.greeting",
-    ]
+    result = mapped(P21_SETTINGS)
+    assert noted_paths(result) == list(P21_IGNORED_PATHS)
     assert "agent.think.prompt: expected a string" in result.notes
     assert result.session == MINIMAL_SESSION  # "instructions":"", no tools, no tool_choice
     assert result.greeting is None
-
-
-P22_CASES = [
-    ({"maxOutputTokens": 0}, "max_output_tokens", None),
-    ({"maxOutputTokens": -1}, "max_output_tokens", None),
-    ({"maxOutputTokens": 1.5}, "max_output_tokens", None),
-    ({"maxOutputTokens": 5000}, "max_output_tokens", None),
-    ({"maxOutputTokens": "inf"}, "max_output_tokens", "inf"),
-    ({"outputModalities": ["text", "audio"]}, "output_modalities", ["audio"]),
-    ({"outputModalities": ["text"]}, "output_modalities", ["text"]),
-    ({"outputModalities": ["video"]}, "output_modalities", None),
-    (
-        {"toolChoice": {"type": "function", "name": "get_time"}},
-        "tool_choice",
-        {"type": "function", "name": "get_time"},
-    ),
-    ({"managedPrompt": {"id": "  "}}, "prompt", None),
-]
 
 
 @pytest.mark.parametrize(("fragment", "key", "expected"), P22_CASES)
@@ -175,15 +125,9 @@ def test_p22_value_normalisation(fragment: dict[str, Any], key: str, expected: A
 
 
 def test_p23_turn_detection_modes() -> None:
-    settings = {"type": "Settings", "agent": {"idleTimeoutMs": 10000}}
-    semantic = mapped(settings, turn_detection="semantic_vad")
-    assert semantic.session["audio"]["input"]["turn_detection"] == {
-        "type": "semantic_vad",
-        "eagerness": "auto",
-        "create_response": True,
-        "interrupt_response": True,
-    }
-    manual = mapped(settings, turn_detection="manual")
+    semantic = mapped(P23_SETTINGS, turn_detection="semantic_vad")
+    assert semantic.session["audio"]["input"]["turn_detection"] == SEMANTIC_VAD
+    manual = mapped(P23_SETTINGS, turn_detection="manual")
     assert "turn_detection" in manual.session["audio"]["input"]
     assert manual.session["audio"]["input"]["turn_detection"] is None
     assert b'"turn_detection":null' in msgspec.json.encode(manual.session)
@@ -193,11 +137,7 @@ def test_p23_turn_detection_modes() -> None:
 @pytest.mark.parametrize(
     ("value", "expected", "noted"),
     [
-        (10000, 10000, False),
-        (1000, 5000, False),
-        (120000, 30000, False),
-        (7500.5, 7501, False),
-        (-1, None, False),
+        *((value, expected, False) for value, expected in P24_IDLE_TIMEOUTS),
         (msgspec.UNSET, None, False),
         ("10s", None, True),
     ],
@@ -220,19 +160,11 @@ def test_p25_transcription_settings() -> None:
         transcription_model="gpt-4o-mini-transcribe",
         transcription_language="fr",
     )
-    assert result.session["audio"]["input"]["transcription"] == {
-        "model": "gpt-4o-mini-transcribe",
-        "language": "fr",
-        "prompt": "",
-    }
+    assert result.session["audio"]["input"]["transcription"] == P25_TRANSCRIPTION
 
 
 def test_p26_think_and_speak_as_lists() -> None:
-    result = mapped(
-        '{"type":"Settings","agent":{"think":[{"provider":{"model":"m1"},"prompt":"A"},'
-        '{"provider":{"model":"m2"},"prompt":"B"}],"speak":[{"provider":{"voice":"marin"}},'
-        '{"provider":{"voice":"cedar"}}]}}'
-    )
+    result = mapped(P26_SETTINGS)
     assert result.session["model"] == "m1"
     assert result.session["instructions"] == "A"
     assert result.session["audio"]["output"]["voice"] == "marin"
@@ -339,12 +271,7 @@ def test_p35_unsupported_formats(audio: dict[str, Any], direction: str, offendin
 
 
 def test_p85_context_items() -> None:
-    result = mapped(
-        '{"type":"Settings","agent":{"think":{"prompt":"Help."},"context":{"messages":['
-        '{"type":"History","role":"user","content":"Hello"},'
-        '{"type":"History","role":"assistant","content":"Hi there!"},'
-        '{"type":"History","role":"system","content":"x"}]}}}'
-    )
+    result = mapped(P85_SETTINGS)
     assert result.context_items == (
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello"}]},
         {
@@ -359,30 +286,7 @@ def test_p85_context_items() -> None:
 
 
 def test_p86_context_with_function_calls() -> None:
-    result = mapped(
-        {
-            "type": "Settings",
-            "agent": {
-                "context": {
-                    "messages": [
-                        {"type": "History", "role": "user", "content": "Time?"},
-                        {
-                            "type": "History",
-                            "function_calls": [
-                                {
-                                    "id": "call_9",
-                                    "name": "get_time",
-                                    "client_side": True,
-                                    "arguments": "{}",
-                                    "response": '{"time":"09:00"}',
-                                }
-                            ],
-                        },
-                    ]
-                }
-            },
-        }
-    )
+    result = mapped(P86_SETTINGS)
     assert result.context_items == (
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Time?"}]},
         {"type": "function_call", "call_id": "call_9", "name": "get_time", "arguments": "{}"},
@@ -880,7 +784,7 @@ def test_null_is_not_absent() -> None:
 
 
 def test_accepts_a_decoded_settings_struct() -> None:
-    decoded = msgspec.json.decode(P19_SETTINGS.encode(), type=settings_schema.Settings)
+    decoded = msgspec.json.decode(P19_SETTINGS_JSON.encode(), type=settings_schema.Settings)
     assert map_settings(decoded, DEFAULTS).session == P19_SESSION
     union = msgspec.json.Decoder(settings_schema.Settings | _Other)
     assert isinstance(union.decode(b'{"type":"Settings","agent":5}'), settings_schema.Settings)
