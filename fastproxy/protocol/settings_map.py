@@ -12,7 +12,6 @@ typed field can be noted with its own path instead of failing the whole message.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -623,5 +622,6 @@ def map_settings(settings: Any, options: SessionOptions) -> MappedSettings:
         greeting=greeting,
         history=history,
         instructions=session["instructions"],
-        output_audio=copy.deepcopy(output_audio),
+        # the session's own copy: voice/speed change later (UpdateSpeak); format is a dict
+        output_audio={**output_audio, "format": dict(output_audio["format"])},
     )
