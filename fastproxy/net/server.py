@@ -17,6 +17,7 @@ import hmac
 import logging
 import os
 import signal
+import ssl
 import uuid
 from collections import Counter
 from http import HTTPStatus
@@ -81,9 +82,15 @@ def _text_response(status: int, body: str, headers: dict[str, str] | None = None
 class ProxyServer:
     """Accepts client WebSockets and owns the set of live connections."""
 
-    def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        metrics: Metrics | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.config = config
         self.metrics = metrics
+        self.ssl_context = ssl_context  # for a wss:// upstream; None: the system's CA store
         self._flush_task: asyncio.Task[None] | None = None
         self.metrics_server: asyncio.Server | None = None
         self.connections: set[Connection] = set()
@@ -266,6 +273,7 @@ class ProxyServer:
             peer,
             self.metrics.stats() if self.metrics is not None else SessionStats(),
             self.connection_finished,
+            ssl_context=self.ssl_context,
             metrics=self.metrics,
             options=self.session_options,
         )

@@ -37,6 +37,7 @@ import ipaddress
 import logging
 import math
 import signal
+import ssl as _ssl
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -228,6 +229,7 @@ class MockUpstream:
         host: str = "127.0.0.1",
         port: int = 0,
         allow_remote: bool = False,
+        ssl: _ssl.SSLContext | None = None,
         **options: Any,
     ) -> None:
         if not allow_remote and not _is_loopback(host):
@@ -236,6 +238,7 @@ class MockUpstream:
         self.behaviour = base if not options else _replace(base, options)
         self.behaviour.validate()
         self.host = host
+        self.ssl = ssl  # a server context: serve wss:// (TLS tests of the upstream leg)
         self._requested_port = port
         self.port = port
         self.on_event: EventHook | None = None
@@ -263,9 +266,10 @@ class MockUpstream:
 
     @property
     def url(self) -> str:
-        """``ws://127.0.0.1:<port>/v1/realtime?model=gpt-realtime``."""
+        """``ws://127.0.0.1:<port>/v1/realtime?model=gpt-realtime`` (``wss://`` with TLS)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}/v1/realtime?model=gpt-realtime"
+        scheme = "wss" if self.ssl is not None else "ws"
+        return f"{scheme}://{host}:{self.port}/v1/realtime?model=gpt-realtime"
 
     @property
     def started(self) -> bool:
@@ -276,7 +280,7 @@ class MockUpstream:
             return self
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._protocol_factory, self.host, self._requested_port, backlog=1024
+            self._protocol_factory, self.host, self._requested_port, backlog=1024, ssl=self.ssl
         )
         sockets = self._server.sockets
         if sockets:
