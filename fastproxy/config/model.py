@@ -83,6 +83,14 @@ class Config:
         return _dedupe([*key, *(t for t in self.auth_tokens if t)])
 
     @property
+    def ping_timeouts_s(self) -> tuple[float, float]:
+        """picows' auto-ping (idle, reply) timeouts in seconds, the same on both legs. picows
+        requires reply <= idle, so a silent peer is dropped after ping_interval +
+        min(ping_timeout, ping_interval); ``ping_interval_ms`` 0 turns pings off."""
+        idle_s = max(self.ping_interval_ms, 1) / 1000.0
+        return idle_s, min(self.ping_timeout_ms / 1000.0, idle_s)
+
+    @property
     def any_origin(self) -> bool:
         return not self.allowed_origins or "*" in self.allowed_origins
 

@@ -78,18 +78,17 @@ class Connection:
         peer: str,
         stats: SessionStats,
         on_finished: Callable[[Connection], None],
+        *,
+        options: SessionOptions,
         ssl_context: ssl.SSLContext | None = None,
         metrics: Metrics | None = None,
-        options: SessionOptions | None = None,
     ) -> None:
         self.config = config
         self.connection_id = connection_id
         self.trace_id = trace_id
         self.peer = peer
         self.loop = asyncio.get_running_loop()
-        self.session = Session(
-            options or config.session_options(), connection_id=connection_id, stats=stats
-        )
+        self.session = Session(options, connection_id=connection_id, stats=stats)
         self.relay = Relay(
             self,
             config.max_client_message_bytes,

@@ -162,10 +162,7 @@ class ProxyServer:
             return self.route(request, holder[0].peer)
 
         ping = config.ping_interval_ms > 0
-        # picows requires reply timeout <= idle timeout: a silent peer is dropped after
-        # ping_interval + min(ping_timeout, ping_interval).
-        ping_idle_s = max(config.ping_interval_ms, 1) / 1000.0
-        ping_reply_s = min(config.ping_timeout_ms / 1000.0, ping_idle_s)
+        ping_idle_s, ping_reply_s = config.ping_timeouts_s
         protocol = _PeerAwareProtocol(
             None,
             None,

@@ -38,10 +38,8 @@ def default_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-@functools.cache
-def _picows_logger() -> logging.LoggerAdapter[logging.Logger]:
-    """picows' logger for upstream legs: an adapter, so no child Logger per connection."""
-    return logging.LoggerAdapter(logging.getLogger("picows.upstream"))
+# picows' logger for upstream legs: an adapter, so picows builds no child Logger per connection
+_PICOWS_LOGGER = logging.LoggerAdapter(logging.getLogger("picows.upstream"))
 
 
 async def connect(config: Config, relay: Relay, ssl_context: ssl.SSLContext | None) -> WSTransport:
@@ -49,10 +47,8 @@ async def connect(config: Config, relay: Relay, ssl_context: ssl.SSLContext | No
     timeout_s = config.upstream_connect_timeout_ms / 1000.0
     headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
     secure = config.upstream_url.startswith("wss://")
-    # The same liveness rule as the client leg: an upstream that stops answering pings is
-    # dropped after ping_interval + min(ping_timeout, ping_interval) (then Error upstream_closed).
-    ping_idle_s = max(config.ping_interval_ms, 1) / 1000.0
-    ping_reply_s = min(config.ping_timeout_ms / 1000.0, ping_idle_s)
+    # The client leg's liveness rule: a silent upstream is dropped (then Error upstream_closed).
+    ping_idle_s, ping_reply_s = config.ping_timeouts_s
     try:
         async with asyncio.timeout(timeout_s):
             transport, _ = await ws_connect(
@@ -63,7 +59,7 @@ async def connect(config: Config, relay: Relay, ssl_context: ssl.SSLContext | No
                 websocket_handshake_timeout=timeout_s,
                 max_frame_size=config.max_upstream_message_bytes,
                 read_buffer_init_size=UPSTREAM_READ_BUFFER,
-                logger_name=_picows_logger(),
+                logger_name=_PICOWS_LOGGER,
                 max_redirects=0,
                 enable_auto_ping=config.ping_interval_ms > 0,
                 auto_ping_idle_timeout=ping_idle_s,

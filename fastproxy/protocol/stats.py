@@ -12,6 +12,30 @@ for each (CPU per session setup, RSS per idle session).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class _OnFirstUse(Generic[T]):
+    """A tally attribute built by ``factory`` when first read, kept in the slot ``_<name>``."""
+
+    def __init__(self, factory: Callable[[], T], doc: str) -> None:
+        self.factory = factory
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> T:
+        if obj is None:  # read on the class (help(), introspection)
+            return self  # type: ignore[return-value]
+        value: T | None = getattr(obj, self.slot)
+        if value is None:
+            value = self.factory()
+            setattr(obj, self.slot, value)
+        return value
 
 
 class SessionStats:
@@ -27,58 +51,18 @@ class SessionStats:
         "barge_ins",
     )
 
+    turns_started = _OnFirstUse[Counter[str]](Counter, "kind: reply|tool|audio|scripted|server")
+    turns_completed = _OnFirstUse[Counter[str]](Counter, "status: completed|cancelled|failed|...")
+    violations = _OnFirstUse[Counter[str]](Counter, "kind: §12.3 plus the §10.4 refusals")
+    upstream_errors = _OnFirstUse[Counter[str]](Counter, "code C of §10.1")
+    response_latencies = _OnFirstUse[list[float]](list, "seconds: turn start -> first audio")
+    settings_applied = _OnFirstUse[list[float]](list, "seconds: Settings -> SettingsApplied")
+
     def __init__(self) -> None:
-        self._turns_started: Counter[str] | None = None
-        self._turns_completed: Counter[str] | None = None
-        self._violations: Counter[str] | None = None
-        self._upstream_errors: Counter[str] | None = None
-        self._response_latencies: list[float] | None = None
-        self._settings_applied: list[float] | None = None
+        self._turns_started = self._turns_completed = None
+        self._violations = self._upstream_errors = None
+        self._response_latencies = self._settings_applied = None
         self.barge_ins = 0
-
-    # -- the tallies -----------------------------------------------------------------------------
-
-    @property
-    def turns_started(self) -> Counter[str]:
-        """kind: reply|tool|audio|scripted|server"""
-        if self._turns_started is None:
-            self._turns_started = Counter()
-        return self._turns_started
-
-    @property
-    def turns_completed(self) -> Counter[str]:
-        """status: completed|cancelled|failed|incomplete|timeout|..."""
-        if self._turns_completed is None:
-            self._turns_completed = Counter()
-        return self._turns_completed
-
-    @property
-    def violations(self) -> Counter[str]:
-        """kind: §12.3 plus the §10.4 refusals"""
-        if self._violations is None:
-            self._violations = Counter()
-        return self._violations
-
-    @property
-    def upstream_errors(self) -> Counter[str]:
-        """code C of §10.1"""
-        if self._upstream_errors is None:
-            self._upstream_errors = Counter()
-        return self._upstream_errors
-
-    @property
-    def response_latencies(self) -> list[float]:
-        """seconds: turn start -> first agent audio"""
-        if self._response_latencies is None:
-            self._response_latencies = []
-        return self._response_latencies
-
-    @property
-    def settings_applied(self) -> list[float]:
-        """seconds: first Settings -> SettingsApplied"""
-        if self._settings_applied is None:
-            self._settings_applied = []
-        return self._settings_applied
 
     # -- the hooks -------------------------------------------------------------------------------
 

@@ -142,35 +142,49 @@ def _metrics_overhead(results: Sequence[dict[str, Any]]) -> dict[str, Any] | Non
     }
 
 
-def limiter(r: dict[str, Any], prefix: str = "") -> str:
-    """What most likely bounded a run: the proxy's core, the load side's core, or the machine.
+_LIMITS = {
+    "both": "both cores: the proxy and the load side are saturated together ({where})",
+    "proxy": "the proxy ({where})",
+    "load": "the load side: load generator + mock upstream share one core ({where})",
+    "machine": "a busy machine (other processes used {others:.0f}% of a core; {where})",
+    "latency": "latency, with no core saturated ({where}, others {others:.0f}%)",
+}
+
+
+def limit_kind(r: dict[str, Any], prefix: str = "") -> tuple[str, str]:
+    """What most likely bounded a run — ``both``, ``proxy``, ``load``, ``machine`` or
+    ``latency`` — and the busy figures behind that verdict.
 
     Whole-core busy time (softirq included) is used when the run had the cores pinned; the
     processes' own CPU time otherwise."""
-    proxy = r.get(f"{prefix}proxy_cpu_percent") or 0.0
-    load = (r.get(f"{prefix}loadgen_cpu_percent") or 0.0) + (
-        r.get(f"{prefix}mock_cpu_percent") or 0.0
-    )
     proxy_core = r.get(f"{prefix}proxy_core_busy_percent")
     load_core = r.get(f"{prefix}load_core_busy_percent")
     if proxy_core is not None and load_core is not None:
         where = f"proxy core {proxy_core:.0f}% busy, load-side core {load_core:.0f}%"
-        if proxy_core >= BUSY_PERCENT and load_core >= BUSY_PERCENT:
-            return f"both cores: the proxy and the load side are saturated together ({where})"
-        if proxy_core >= BUSY_PERCENT:
-            return f"the proxy ({where})"
-        if load_core >= BUSY_PERCENT:
-            return f"the load side: load generator + mock upstream share one core ({where})"
+        proxy_busy, load_busy = proxy_core >= BUSY_PERCENT, load_core >= BUSY_PERCENT
     else:
+        proxy = r.get(f"{prefix}proxy_cpu_percent") or 0.0
+        load = (r.get(f"{prefix}loadgen_cpu_percent") or 0.0) + (
+            r.get(f"{prefix}mock_cpu_percent") or 0.0
+        )
         where = f"proxy {proxy:.0f}%, load generator + mock {load:.0f}% of a core"
-        if proxy >= BUSY_PERCENT:
-            return f"the proxy ({where})"
-        if load >= BUSY_PERCENT:
-            return f"the load side: load generator + mock upstream share one core ({where})"
+        # unpinned: each process's own CPU; the proxy is named first when both are busy
+        proxy_busy, load_busy = proxy >= BUSY_PERCENT, load >= BUSY_PERCENT and proxy < BUSY_PERCENT
+    if proxy_busy and load_busy:
+        return "both", where
+    if proxy_busy:
+        return "proxy", where
+    if load_busy:
+        return "load", where
     others = r.get("other_processes_cpu_percent") or 0.0
-    if others >= NOISY_PERCENT:
-        return f"a busy machine (other processes used {others:.0f}% of a core; {where})"
-    return f"latency, with no core saturated ({where}, others {others:.0f}%)"
+    return ("machine" if others >= NOISY_PERCENT else "latency"), where
+
+
+def limiter(r: dict[str, Any], prefix: str = "") -> str:
+    """:func:`limit_kind` in words."""
+    kind, where = limit_kind(r, prefix)
+    others = r.get("other_processes_cpu_percent") or 0.0
+    return _LIMITS[kind].format(where=where, others=others)
 
 
 def _ramp(results: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
@@ -214,12 +228,11 @@ def _setup(results: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     r = group[-1]
     rate = r["setup_rate_per_s"]
     cpu_us = r.get("setup_proxy_cpu_us_per_session")
-    limited_by = limiter(r, "setup_")
     # The target: >= 2,000/s, or the load generator's limit when that is lower. A run bounded by
     # the load side alone has reached that limit; one where the proxy's core is busy too has not.
     if rate >= SETUP_TARGET_PER_S:
         verdict = "met"
-    elif limited_by.startswith("the load side"):
+    elif limit_kind(r, "setup_")[0] == "load":
         verdict = "at the load generator's limit"
     else:
         verdict = "not met"
@@ -228,7 +241,7 @@ def _setup(results: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
         "rate_per_s": rate,
         "proxy_cpu_us_per_setup": cpu_us,
         "projected_proxy_setups_per_core": 1e6 / cpu_us if cpu_us else None,
-        "limited_by": limited_by,
+        "limited_by": limiter(r, "setup_"),
         "target_met": verdict != "not met",
         "verdict": verdict,
     }

@@ -602,9 +602,13 @@ class Env:
         logging.getLogger().addHandler(self.logs)
         self.mock = await MockUpstream(behaviour=self.behaviour).start()
         self.config = make_config(self.mock.url, **self.settings)
-        self.server = TapServer(self.config)
+        self.server = self.make_server(self.config)
         await self.server.start(host="127.0.0.1", port=0)
         return self
+
+    def make_server(self, config: Any) -> TapServer:
+        """The proxy under test (a subclass may give it metrics)."""
+        return TapServer(config)
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:

@@ -12,37 +12,22 @@ legs disconnected), cancelled every timer it owned, and its transports are close
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import time
 from typing import Any
 
-from e2e_kit import Env, TapServer, make_config
+from e2e_kit import Env, TapServer
 from prometheus_client import CollectorRegistry
 
 from fastproxy.metrics import Metrics
-from fastproxy.testing import MockUpstream
 
 
 class HEnv(Env):
     """``e2e_kit.Env`` whose proxy exports metrics to a private registry (``self.metrics``)."""
 
-    async def __aenter__(self) -> HEnv:
-        loop = asyncio.get_running_loop()
-        loop.set_exception_handler(lambda _loop, ctx: self.loop_errors.append(ctx))
-        level = logging.DEBUG if self.log_level == "debug" else logging.INFO
-        for name in ("fastproxy", "picows", "upstream"):
-            lg = logging.getLogger(name)
-            self._saved_levels[name] = lg.level
-            if name == "fastproxy":
-                lg.setLevel(level)
-        logging.getLogger().addHandler(self.logs)
-        self.mock = await MockUpstream(behaviour=self.behaviour).start()
-        self.config = make_config(self.mock.url, **self.settings)
+    def make_server(self, config: Any) -> TapServer:
         self.metrics = Metrics(registry=CollectorRegistry())
-        self.server = TapServer(self.config, self.metrics)
-        await self.server.start(host="127.0.0.1", port=0)
-        return self
+        return TapServer(config, self.metrics)
 
     def metric(self, name: str, **labels: str) -> float:
         value = self.metrics.registry.get_sample_value(name, labels or None)
